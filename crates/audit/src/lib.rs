@@ -1,0 +1,1 @@
+//! fundledger-audit (being written).

@@ -1,0 +1,1 @@
+//! fundledger-policy (being written).

@@ -1,0 +1,1 @@
+//! fundledger-store (being written).
