@@ -51,7 +51,9 @@ impl FromStr for Hash {
     type Err = HashParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let lowercase = text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let lowercase = text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let mut bytes = [0u8; 32];
         if text.len() != 64 || !lowercase || hex::decode_to_slice(text, &mut bytes).is_err() {
             let shown: String = text.chars().take(80).collect();
@@ -104,7 +106,10 @@ pub struct Head {
 impl Head {
     /// The head of an empty ledger named `origin`.
     pub fn empty(origin: &str) -> Head {
-        Head { seq: 0, hash: genesis(origin) }
+        Head {
+            seq: 0,
+            hash: genesis(origin),
+        }
     }
 }
 
@@ -124,12 +129,20 @@ impl Record {
         let seq = head.seq + 1;
         check_body(&body, seq)?;
         let hash = record_hash(&head.hash, &jcs::canonicalize(&body));
-        Ok(Record { seq, prev: head.hash, hash, body })
+        Ok(Record {
+            seq,
+            prev: head.hash,
+            hash,
+            body,
+        })
     }
 
     /// The head this record leaves behind.
     pub fn head(&self) -> Head {
-        Head { seq: self.seq, hash: self.hash }
+        Head {
+            seq: self.seq,
+            hash: self.hash,
+        }
     }
 
     /// The hash this record ought to have, from its `prev` and body.
@@ -158,7 +171,10 @@ pub enum BodyError {
     #[error("the body has no `{0}` field")]
     Missing(&'static str),
     #[error("the body's `{field}` is not {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("the body's seq is {found}, but the record's seq is {expected}")]
     SeqMismatch { expected: u64, found: u64 },
     #[error("the body's recorded_at {0:?} is not an RFC 3339 timestamp")]
@@ -170,20 +186,28 @@ pub enum BodyError {
 pub fn check_body(body: &Value, expected_seq: u64) -> Result<(), BodyError> {
     let object = body.as_object().ok_or(BodyError::NotAnObject)?;
     let field = |name: &'static str| object.get(name).ok_or(BodyError::Missing(name));
-    let seq = field("seq")?
-        .as_u64()
-        .ok_or(BodyError::WrongType { field: "seq", expected: "a non-negative integer" })?;
+    let seq = field("seq")?.as_u64().ok_or(BodyError::WrongType {
+        field: "seq",
+        expected: "a non-negative integer",
+    })?;
     if seq != expected_seq {
-        return Err(BodyError::SeqMismatch { expected: expected_seq, found: seq });
+        return Err(BodyError::SeqMismatch {
+            expected: expected_seq,
+            found: seq,
+        });
     }
-    field("type")?
-        .as_str()
-        .ok_or(BodyError::WrongType { field: "type", expected: "a string" })?;
-    let recorded_at = field("recorded_at")?
-        .as_str()
-        .ok_or(BodyError::WrongType { field: "recorded_at", expected: "a string" })?;
+    field("type")?.as_str().ok_or(BodyError::WrongType {
+        field: "type",
+        expected: "a string",
+    })?;
+    let recorded_at = field("recorded_at")?.as_str().ok_or(BodyError::WrongType {
+        field: "recorded_at",
+        expected: "a string",
+    })?;
     if chrono::DateTime::parse_from_rfc3339(recorded_at).is_err() {
-        return Err(BodyError::BadTimestamp(recorded_at.chars().take(64).collect()));
+        return Err(BodyError::BadTimestamp(
+            recorded_at.chars().take(64).collect(),
+        ));
     }
     field("command_id")?;
     field("actor")?;

@@ -23,8 +23,15 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] =
-        [Role::Admin, Role::Applicant, Role::Reviewer, Role::Approver, Role::Finance, Role::Government, Role::Auditor];
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::Applicant,
+        Role::Reviewer,
+        Role::Approver,
+        Role::Finance,
+        Role::Government,
+        Role::Auditor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,7 +62,12 @@ pub struct Actor {
 impl Actor {
     /// The actor of records the ledger writes itself (the built-in catalogue at creation).
     pub fn system() -> Actor {
-        Actor { id: "fundledger".to_string(), role: Role::Admin, unit: None, firm: None }
+        Actor {
+            id: "fundledger".to_string(),
+            role: Role::Admin,
+            unit: None,
+            firm: None,
+        }
     }
 }
 

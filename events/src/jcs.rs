@@ -133,8 +133,14 @@ mod tests {
 
     #[test]
     fn literals_and_whitespace() {
-        check(r#" [ null , true , false , "" ] "#, r#"[null,true,false,""]"#);
-        check(r#"{ "b" : 1 , "a" : { "d" : [ ] , "c" : { } } }"#, r#"{"a":{"c":{},"d":[]},"b":1}"#);
+        check(
+            r#" [ null , true , false , "" ] "#,
+            r#"[null,true,false,""]"#,
+        );
+        check(
+            r#"{ "b" : 1 , "a" : { "d" : [ ] , "c" : { } } }"#,
+            r#"{"a":{"c":{},"d":[]},"b":1}"#,
+        );
     }
 
     #[test]
@@ -146,14 +152,34 @@ mod tests {
         let names: Vec<String> = canonical
             .trim_start_matches('{')
             .split("\",\"")
-            .map(|part| part.split("\":\"").next().unwrap_or_default().trim_start_matches('"').to_string())
+            .map(|part| {
+                part.split("\":\"")
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches('"')
+                    .to_string()
+            })
             .collect();
-        assert_eq!(names, vec!["\\r", "1", "\u{80}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"]);
+        assert_eq!(
+            names,
+            vec![
+                "\\r",
+                "1",
+                "\u{80}",
+                "\u{f6}",
+                "\u{20ac}",
+                "\u{1f600}",
+                "\u{fb33}"
+            ]
+        );
     }
 
     #[test]
     fn string_escapes_are_minimal() {
-        check(r#""\u0001\b\t\n\f\r\"\\/\u007f\u00e9中文""#, "\"\\u0001\\b\\t\\n\\f\\r\\\"\\\\/\u{7f}é中文\"");
+        check(
+            r#""\u0001\b\t\n\f\r\"\\/\u007f\u00e9中文""#,
+            "\"\\u0001\\b\\t\\n\\f\\r\\\"\\\\/\u{7f}é中文\"",
+        );
         check(r#""\u001f""#, r#""\u001f""#);
     }
 
@@ -176,9 +202,16 @@ mod tests {
         ];
         for &(bits, expect) in cases {
             let value = json!(f64::from_bits(bits));
-            assert_eq!(String::from_utf8(canonicalize(&value)).unwrap_or_default(), expect, "bits {bits:#x}");
+            assert_eq!(
+                String::from_utf8(canonicalize(&value)).unwrap_or_default(),
+                expect,
+                "bits {bits:#x}"
+            );
         }
-        check("[1.0, 4.50, 2e-3, 1E30, -0.0, 10]", "[1,4.5,0.002,1e+30,0,10]");
+        check(
+            "[1.0, 4.50, 2e-3, 1E30, -0.0, 10]",
+            "[1,4.5,0.002,1e+30,0,10]",
+        );
         check("18446744073709551615", "18446744073709552000");
         check("-9007199254740993", "-9007199254740992");
     }
