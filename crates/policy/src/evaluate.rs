@@ -254,7 +254,8 @@ impl Provision {
                 Some(r) if r != *amount => Err(LimitViolation::new(
                     InvalidAmount,
                     format!(
-                        "{}: requested {} but this award is fixed at {}; omit the amount or state it exactly",
+                        "{}: requested {} but this award is fixed at {}; \
+                         omit the amount or state it exactly",
                         self.id,
                         yuan(r),
                         yuan(*amount)
@@ -267,17 +268,29 @@ impl Provision {
                 if r > *amount {
                     return Err(LimitViolation::new(
                         ExceedsProvisionCap,
-                        format!("{}: requested {} exceeds the cap {}", self.id, yuan(r), yuan(*amount)),
+                        format!(
+                            "{}: requested {} exceeds the cap {}",
+                            self.id,
+                            yuan(r),
+                            yuan(*amount)
+                        ),
                     ));
                 }
                 Ok(r)
             }
-            Limit::Rate { rate, base_field, cap } => {
+            Limit::Rate {
+                rate,
+                base_field,
+                cap,
+            } => {
                 let r = required()?;
                 let base = basis.amount(base_field).ok_or_else(|| {
                     LimitViolation::new(
                         InvalidAmount,
-                        format!("{}: basis has no amount {base_field} to apply the rate to", self.id),
+                        format!(
+                            "{}: basis has no amount {base_field} to apply the rate to",
+                            self.id
+                        ),
                     )
                 })?;
                 // Round down: the requested amount has at most 2 decimals, so comparing with
@@ -287,15 +300,28 @@ impl Provision {
                     .checked_mul(base)
                     .map(|b| b.round_dp_with_strategy(MONEY_DECIMALS_MAX, RoundingStrategy::ToZero))
                     .ok_or_else(|| {
-                        LimitViolation::new(InvalidAmount, format!("{}: {base_field} is too large", self.id))
+                        LimitViolation::new(
+                            InvalidAmount,
+                            format!("{}: {base_field} is too large", self.id),
+                        )
                     })?;
-                let rate_text = format!("{} of {base_field} {} (= {})", percent(*rate), yuan(base), yuan(by_rate));
+                let rate_text = format!(
+                    "{} of {base_field} {} (= {})",
+                    percent(*rate),
+                    yuan(base),
+                    yuan(by_rate)
+                );
                 // When both bounds are broken, report the tighter one: it is the real maximum.
                 // If the cap does not bind (cap ≥ rate bound), passing the rate passes the cap.
                 match cap {
                     Some(cap) if *cap < by_rate && r > *cap => Err(LimitViolation::new(
                         ExceedsProvisionCap,
-                        format!("{}: requested {} exceeds the cap {} ({rate_text})", self.id, yuan(r), yuan(*cap)),
+                        format!(
+                            "{}: requested {} exceeds the cap {} ({rate_text})",
+                            self.id,
+                            yuan(r),
+                            yuan(*cap)
+                        ),
                     )),
                     _ if r > by_rate => Err(LimitViolation::new(
                         ExceedsRate,
@@ -309,7 +335,12 @@ impl Provision {
                 if r < *amount {
                     return Err(LimitViolation::new(
                         BelowMinimum,
-                        format!("{}: requested {} is below the minimum {}", self.id, yuan(r), yuan(*amount)),
+                        format!(
+                            "{}: requested {} is below the minimum {}",
+                            self.id,
+                            yuan(r),
+                            yuan(*amount)
+                        ),
                     ));
                 }
                 Ok(r)
