@@ -1,0 +1,106 @@
+//! `fundledger`, the command line of the fund-disbursement ledger (DESIGN §8).
+//!
+//! This file only parses arguments, starts the runtime, runs one subcommand and turns its
+//! error into a message and an exit code. Each subcommand lives in its own module:
+//!
+//! - [`export`]: `export` — the JSON Lines export of DESIGN §5, streamed page by page.
+//! - [`verify`]: `verify` — re-checks the hash chain of an export file or a store, builds the
+//!   Merkle root, and checks signed checkpoints (and their consistency) against it.
+//! - [`audit_cmds`]: `keygen`, `checkpoint`, `prove inclusion|consistency` (DESIGN §6).
+//! - [`store_args`]: the `--store URL` option every store-reading subcommand flattens in, and
+//!   the paged reader they share.
+//! - [`frontier`]: a Merkle root in O(log n) memory, so `verify` and `checkpoint` stay
+//!   constant-memory however long the log is.
+//! - [`failure`]: [`failure::DataError`], the error that means "the data is bad" (exit 1).
+//!
+//! Adding a subcommand is one [`Command`] variant (holding its `clap::Args` struct from its
+//! module) and one arm in [`run`].
+//!
+//! Exit codes: 0 success; 1 the data is bad (tampering, a checkpoint that does not match or
+//! is not signed by the key, a fork or rollback); 2 usage, input/output and store errors
+//! (clap's own usage errors exit 2 as well).
+
+mod audit_cmds;
+mod export;
+mod failure;
+mod frontier;
+mod output;
+mod store_args;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The event-sourced fund-disbursement ledger of 郑政文〔2024〕62号.
+#[derive(Debug, Parser)]
+#[command(name = "fundledger", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the whole log as JSON Lines (DESIGN §5), for auditors.
+    Export(export::ExportArgs),
+    /// Re-check the hash chain of an export or a store; optionally a signed checkpoint.
+    Verify(verify::VerifyArgs),
+    /// Make a checkpoint signing key: PREFIX.key (secret, mode 0600) and PREFIX.vkey.
+    Keygen(audit_cmds::KeygenArgs),
+    /// Print a signed checkpoint (C2SP tlog-checkpoint) of the whole log.
+    Checkpoint(audit_cmds::CheckpointArgs),
+    /// Print an inclusion or consistency proof (DESIGN §6) as JSON.
+    #[command(subcommand)]
+    Prove(audit_cmds::ProveCommand),
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Export(args) => export::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Keygen(args) => audit_cmds::keygen(args),
+        Command::Checkpoint(args) => audit_cmds::checkpoint(args).await,
+        Command::Prove(command) => audit_cmds::prove(command).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Multi-threaded: the PostgreSQL connection task and SQLite's blocking calls run beside
+    // the command itself.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(failure::EXIT_USAGE_OR_IO);
+        }
+    };
+    let outcome = runtime.block_on(run(cli.command));
+    // Stores close their connections on drop; do not wait forever for a stuck one.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&error);
+            ExitCode::from(failure::exit_code(&error))
+        }
+    }
+}
+
+/// Prints the error chain on stderr: `error: top` then one `  caused by: …` line per cause.
+/// A [`failure::DataError`] is a finding, not a malfunction, so it is printed as it is
+/// (e.g. `verify: FAILED at seq 7: hash mismatch …`) without the `error:` prefix.
+fn report(error: &anyhow::Error) {
+    if error.is::<failure::DataError>() {
+        eprintln!("{error}");
+    } else {
+        eprintln!("error: {error}");
+    }
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}

@@ -1,0 +1,14 @@
+//! Writing results to stdout without panicking when stdout is closed (`println!` would).
+
+use std::io::Write;
+
+use anyhow::Context;
+
+/// Writes `text` to stdout and flushes it; a closed pipe is an error (exit 2), not a panic.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
+}

@@ -1,0 +1,455 @@
+//! `fundledger verify`: the auditor's check of a log, from an export file or a store.
+//!
+//! 1. The hash chain of DESIGN §5, record by record, from the genesis of the log's origin
+//!    (`events::ChainVerifier`): it needs nothing but §5, so it verifies exports written by
+//!    any implementation. A file is read line by line as bytes, so a torn last line or a
+//!    non-UTF-8 byte is reported at its seq.
+//! 2. The Merkle root of DESIGN §6 over the record hashes, built while reading.
+//! 3. With `--checkpoint FILE --vkey KEY`: the checkpoint is signed by KEY, names the same
+//!    origin, and its root is the root of the log's first `size` records.
+//! 4. With `--since OLD`: OLD (signed by the same key) is extended by the new checkpoint — a
+//!    consistency proof between the two, made from the log and checked by the audit crate's
+//!    witness check. A log that shrank (rollback) or changed under the old checkpoint (fork)
+//!    fails loudly.
+//!
+//! Memory: one line (or one page of a store) at a time, and the Merkle root in O(log n)
+//! ([`Frontier`]). Only `--since` keeps the whole `MerkleTree` (about 64 bytes per record),
+//! because a consistency proof needs interior nodes between the two sizes.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use fundledger_audit::{
+    check_consistent, empty_root, open_checkpoint, Checkpoint, MerkleTree, VerifierKey,
+    WitnessError,
+};
+use fundledger_events::{parse_header, ChainVerifier, Hash, Head, Record};
+
+use crate::failure::{self, DataError};
+use crate::frontier::Frontier;
+use crate::output::print_stdout;
+use crate::store_args::{self, DEFAULT_STORE_URL, PAGE_RECORDS, STORE_ENV};
+
+/// Read buffer of an export file.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// The longest export line accepted. The largest real body is the policy catalogue (tens of
+/// KB); the limit keeps a hostile file without newlines from taking all memory.
+const LINE_BYTES_MAX: u64 = 64 << 20;
+/// The largest checkpoint or key file read: they are a few hundred bytes.
+const SMALL_FILE_BYTES_MAX: u64 = 64 << 10;
+const COMMAND: &str = "verify";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The ledger to verify: sqlite://PATH or postgres://… [env: FUNDLEDGER_STORE] [default:
+    /// sqlite://data/fundledger.db]
+    #[arg(long, value_name = "URL", conflicts_with = "file")]
+    pub store: Option<String>,
+
+    /// An export (JSON Lines, DESIGN §5) to verify instead of a store
+    #[arg(long, value_name = "EXPORT")]
+    pub file: Option<PathBuf>,
+
+    /// A signed checkpoint (C2SP tlog-checkpoint) the log must match; needs --vkey
+    #[arg(long, value_name = "FILE", requires = "vkey")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// The checkpoint signer's verifier key: the key string itself, or a .vkey file
+    #[arg(long, value_name = "KEY", requires = "checkpoint")]
+    pub vkey: Option<String>,
+
+    /// An older checkpoint, signed by the same key, that the new one must extend
+    #[arg(long, value_name = "OLD_CHECKPOINT", requires = "checkpoint")]
+    pub since: Option<PathBuf>,
+
+    /// Records per read from a store (hidden: for tests of paging and for tuning)
+    #[arg(long, hide = true, default_value_t = PAGE_RECORDS, value_parser = store_args::parse_page_records)]
+    pub page_records: usize,
+}
+
+/// The checkpoints to hold the log against, opened and signature-checked before any record is
+/// read, so a wrong key or path fails at once.
+struct Trust {
+    checkpoint: Checkpoint,
+    since: Option<Checkpoint>,
+}
+
+impl Trust {
+    /// The tree sizes whose roots the checks need.
+    fn sizes(&self) -> Vec<u64> {
+        let mut sizes = vec![self.checkpoint.size];
+        sizes.extend(self.since.as_ref().map(|old| old.size));
+        sizes
+    }
+}
+
+/// What reading the log produced.
+struct Tally {
+    origin: String,
+    head: Head,
+    frontier: Frontier,
+    /// The whole tree, only when a consistency proof is needed (`--since`).
+    tree: Option<MerkleTree>,
+    /// `(size, root at that size)`, filled in as the log passes each size.
+    roots: Vec<(u64, Option<Hash>)>,
+}
+
+impl Tally {
+    fn new(origin: &str, sizes: &[u64], keep_tree: bool) -> Tally {
+        let roots = sizes
+            .iter()
+            .map(|&size| (size, (size == 0).then(empty_root)))
+            .collect();
+        Tally {
+            origin: origin.to_string(),
+            head: Head::empty(origin),
+            frontier: Frontier::new(),
+            tree: keep_tree.then(MerkleTree::new),
+            roots,
+        }
+    }
+
+    /// Adds a record the chain verifier accepted.
+    fn add(&mut self, record_hash: &Hash) {
+        self.frontier.push(record_hash);
+        if let Some(tree) = &mut self.tree {
+            tree.push(*record_hash);
+        }
+        let len = self.frontier.len();
+        for (size, root) in &mut self.roots {
+            if *size == len {
+                *root = Some(self.frontier.root());
+            }
+        }
+    }
+
+    fn records(&self) -> u64 {
+        self.frontier.len()
+    }
+
+    /// The root at `size`, if the log reached it and the size was asked for up front.
+    fn root_at(&self, size: u64) -> Option<Hash> {
+        self.roots
+            .iter()
+            .find(|(wanted, _)| *wanted == size)
+            .and_then(|(_, root)| *root)
+    }
+}
+
+pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let trust = load_trust(&args)?;
+    let sizes = trust.as_ref().map(Trust::sizes).unwrap_or_default();
+    let keep_tree = trust.as_ref().is_some_and(|trust| trust.since.is_some());
+    let (source, tally) = match &args.file {
+        // Reading a file is plain blocking IO; nothing else runs in this process meanwhile.
+        Some(path) => (
+            format!("file {}", path.display()),
+            verify_file(path, &sizes, keep_tree)?,
+        ),
+        None => {
+            let url = args
+                .store
+                .clone()
+                .or_else(|| std::env::var(STORE_ENV).ok())
+                .filter(|url| !url.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_STORE_URL.to_string());
+            let tally = verify_store(&url, &sizes, keep_tree, args.page_records).await?;
+            (format!("store {}", store_args::redact_url(&url)), tally)
+        }
+    };
+    // The chain is good: say so before the checkpoint checks, which may still fail.
+    print_stdout(&format!(
+        "chain: OK\nsource: {source}\norigin: {}\nrecords: {}\nhead seq: {}\nhead hash: {}\n\
+         merkle root: {}\n",
+        tally.origin,
+        tally.records(),
+        tally.head.seq,
+        tally.head.hash,
+        tally.frontier.root()
+    ))?;
+    if let Some(trust) = &trust {
+        check_checkpoint(&tally, &trust.checkpoint)?;
+        print_stdout(&format!(
+            "checkpoint: OK (size {})\n",
+            trust.checkpoint.size
+        ))?;
+        if let Some(old) = &trust.since {
+            check_since(&tally, old, &trust.checkpoint)?;
+            print_stdout(&format!(
+                "since: OK (size {} is extended by size {})\n",
+                old.size, trust.checkpoint.size
+            ))?;
+        }
+    }
+    print_stdout("verify: OK\n")
+}
+
+fn load_trust(args: &VerifyArgs) -> anyhow::Result<Option<Trust>> {
+    let (Some(checkpoint_path), Some(vkey_arg)) = (&args.checkpoint, &args.vkey) else {
+        // clap enforces that --checkpoint and --vkey come together and --since needs them.
+        return Ok(None);
+    };
+    let vkey = load_verifier_key(vkey_arg)?;
+    let checkpoint = open_signed(checkpoint_path, &vkey, "checkpoint")?;
+    let since = match &args.since {
+        Some(path) => Some(open_signed(path, &vkey, "--since checkpoint")?),
+        None => None,
+    };
+    Ok(Some(Trust { checkpoint, since }))
+}
+
+/// `--vkey`: a verifier key string, or the path of a file holding one.
+fn load_verifier_key(arg: &str) -> anyhow::Result<VerifierKey> {
+    let path = Path::new(arg);
+    let (text, what) = if path.is_file() {
+        (
+            read_small_text(path)?,
+            format!("the file {}", path.display()),
+        )
+    } else if path.exists() {
+        bail!("--vkey {arg} is not a regular file");
+    } else {
+        (arg.to_string(), format!("--vkey {arg:?}"))
+    };
+    let text = text.trim();
+    if text.starts_with("PRIVATE+KEY+") {
+        bail!(
+            "{what} holds a secret key; --vkey takes the verifier key (the .vkey file or its \
+             text), which is safe to share"
+        );
+    }
+    VerifierKey::parse(text).with_context(|| {
+        format!(
+            "{what} is neither a readable .vkey file nor a verifier key string \
+             (NAME+KEYID+BASE64)"
+        )
+    })
+}
+
+/// Reads a checkpoint file and opens it with `key`. A note that is not signed by the key (or
+/// not a checkpoint at all) is a finding, exit 1; a file that cannot be read is exit 2.
+fn open_signed(path: &Path, key: &VerifierKey, what: &str) -> anyhow::Result<Checkpoint> {
+    let text = read_small_text(path)?;
+    open_checkpoint(&text, key).map_err(|error| {
+        failure::failed(
+            COMMAND,
+            format!(
+                "{what} {} is not a checkpoint signed by {}+{}: {error}",
+                path.display(),
+                key.name(),
+                key.key_id()
+            ),
+        )
+        .into()
+    })
+}
+
+/// Reads a short text file (a key or a checkpoint), refusing anything implausibly large.
+fn read_small_text(path: &Path) -> anyhow::Result<String> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(SMALL_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > SMALL_FILE_BYTES_MAX {
+        bail!(
+            "{} is larger than {} KiB; a key or checkpoint is a few hundred bytes",
+            path.display(),
+            SMALL_FILE_BYTES_MAX >> 10
+        );
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// Verifies an export file, streaming.
+fn verify_file(path: &Path, sizes: &[u64], keep_tree: bool) -> anyhow::Result<Tally> {
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+    if metadata.is_dir() {
+        bail!("{} is a directory, not an export file", path.display());
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut line = Vec::new();
+    let read_error = || format!("cannot read {}", path.display());
+
+    if read_line(&mut reader, &mut line, 0).with_context(read_error)? == 0 {
+        bail!(
+            "{} is empty; an export starts with the header line \
+             {{\"fundledger_export\":1,\"origin\":\"…\"}}",
+            path.display()
+        );
+    }
+    let header = parse_header(&line).map_err(|error| failure::chain_failure(COMMAND, &error))?;
+    let mut verifier = ChainVerifier::new(&header.origin);
+    let mut tally = Tally::new(&header.origin, sizes, keep_tree);
+    loop {
+        line.clear();
+        let next_seq = verifier.head().seq + 1;
+        if read_line(&mut reader, &mut line, next_seq).with_context(read_error)? == 0 {
+            break;
+        }
+        let record: Record = verifier
+            .check_line(&line)
+            .map_err(|error| failure::chain_failure(COMMAND, &error))?;
+        tally.add(&record.hash);
+    }
+    tally.head = verifier.head();
+    Ok(tally)
+}
+
+/// Reads one line, newline included, into `line`; 0 at the end of the file. A line longer
+/// than [`LINE_BYTES_MAX`] is a finding at `seq` (0 for the header).
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, seq: u64) -> anyhow::Result<usize> {
+    let read = (&mut *reader)
+        .take(LINE_BYTES_MAX + 1)
+        .read_until(b'\n', line)?;
+    if read as u64 > LINE_BYTES_MAX && line.last() != Some(&b'\n') {
+        let place = if seq == 0 {
+            "the header line".to_string()
+        } else {
+            format!("at seq {seq}")
+        };
+        return Err(failure::failed(
+            COMMAND,
+            format!(
+                "{place}: a line longer than {} MiB; not an export",
+                LINE_BYTES_MAX >> 20
+            ),
+        )
+        .into());
+    }
+    Ok(read)
+}
+
+/// Verifies a store, page by page, up to the head it has when verification starts.
+async fn verify_store(
+    url: &str,
+    sizes: &[u64],
+    keep_tree: bool,
+    page_records: usize,
+) -> anyhow::Result<Tally> {
+    let store = store_args::open_existing(url).await?;
+    let head = store_args::head(&*store).await?;
+    let mut tally = Tally::new(store.origin(), sizes, keep_tree);
+    let reached = store_args::verify_chain(&*store, head.seq, page_records, COMMAND, |hash| {
+        tally.add(hash)
+    })
+    .await?;
+    if reached != head {
+        return Err(failure::failed(
+            COMMAND,
+            format!(
+                "the store says its head is seq {} with hash {}, but its records end at seq {} \
+                 with hash {}",
+                head.seq, head.hash, reached.seq, reached.hash
+            ),
+        )
+        .into());
+    }
+    tally.head = reached;
+    Ok(tally)
+}
+
+/// The log matches the checkpoint: same origin, at least `size` records, same root at `size`.
+fn check_checkpoint(tally: &Tally, checkpoint: &Checkpoint) -> Result<(), DataError> {
+    if checkpoint.origin != tally.origin {
+        return Err(failure::failed(
+            COMMAND,
+            format!(
+                "the checkpoint is for origin {:?}, but the log's origin is {:?}",
+                checkpoint.origin, tally.origin
+            ),
+        ));
+    }
+    if checkpoint.size > tally.records() {
+        return Err(failure::failed(
+            COMMAND,
+            format!(
+                "ROLLBACK or truncation: the checkpoint signs {} records, but the log holds only \
+                 {}: records were removed after the checkpoint was signed",
+                checkpoint.size,
+                tally.records()
+            ),
+        ));
+    }
+    let root = tally.root_at(checkpoint.size).ok_or_else(|| {
+        failure::failed(
+            COMMAND,
+            "internal error: the root at the checkpoint's size was not kept",
+        )
+    })?;
+    if root != checkpoint.root {
+        return Err(failure::failed(
+            COMMAND,
+            format!(
+                "the checkpoint signs root {} at size {}, but the log's first {} records have root \
+                 {}: they are not the records that were signed (rewritten or forged)",
+                checkpoint.root, checkpoint.size, checkpoint.size, root
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The new checkpoint (already matched against the log) extends the old one.
+fn check_since(tally: &Tally, old: &Checkpoint, new: &Checkpoint) -> anyhow::Result<()> {
+    let finding = |error: WitnessError| failure::failed(COMMAND, format!("--since: {error}"));
+    if old.origin != new.origin {
+        return Err(finding(WitnessError::OriginMismatch {
+            old: old.origin.clone(),
+            new: new.origin.clone(),
+        })
+        .into());
+    }
+    if old.size > new.size {
+        return Err(finding(WitnessError::Rollback {
+            old_size: old.size,
+            new_size: new.size,
+        })
+        .into());
+    }
+    if old.size == 0 {
+        // Every log extends the empty one, whose root is fixed; RFC 9162 has no proof for it.
+        if old.root != empty_root() {
+            return Err(failure::failed(
+                COMMAND,
+                format!(
+                    "--since: the old checkpoint signs size 0 with root {}, not the empty root {}",
+                    old.root,
+                    empty_root()
+                ),
+            )
+            .into());
+        }
+        return Ok(());
+    }
+    let tree = tally
+        .tree
+        .as_ref()
+        .ok_or_else(|| anyhow!("internal error: --since was given but no Merkle tree was kept"))?;
+    let proof = tree
+        .consistency_proof(old.size, new.size)
+        .context("internal error: cannot make the consistency proof")?;
+    match check_consistent(old, new, &proof) {
+        Ok(()) => Ok(()),
+        // The proof is made from the log, whose root at the new size is the new checkpoint's
+        // (checked before): a mismatch at the old size is a log rewritten under the old one.
+        Err(WitnessError::ProofNotForCheckpoint { .. }) if proof.old_root != old.root => {
+            Err(failure::failed(
+                COMMAND,
+                format!(
+                    "--since: FORK: the old checkpoint signs root {} at size {}, but this log has \
+                     root {} at that size: the log was rewritten after the old checkpoint was \
+                     signed",
+                    old.root, old.size, proof.old_root
+                ),
+            )
+            .into())
+        }
+        Err(error) => Err(finding(error).into()),
+    }
+}
