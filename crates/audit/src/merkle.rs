@@ -194,13 +194,20 @@ impl MerkleTree {
         }
         path.reverse();
         let root = self.range_hash(0, tree_size);
-        Ok(InclusionProof {
+        let proof = InclusionProof {
             leaf_index,
             tree_size,
             record_hash,
             path,
             root,
-        })
+        };
+        // The other side of the boundary: the independent verifier must accept what we send.
+        debug_assert_eq!(
+            proof.verify(),
+            Ok(()),
+            "inclusion proof {leaf_index} of {tree_size}"
+        );
+        Ok(proof)
     }
 
     /// The RFC 9162 §2.1.4.1 consistency proof from the tree of `old_size` to that of
@@ -223,9 +230,9 @@ impl MerkleTree {
         let mut whole_old_tree = true;
         loop {
             if old_size == hi {
-                // The old tree's root is a node of the new tree here. The verifier knows it
-                // already when it is the whole old tree (b = true), so only a proper subtree
-                // of it has to be sent.
+                // D[lo:hi] ends where the old tree ends, so it is a node of both trees. When
+                // it is the whole old tree (b = true) the verifier holds it as the old root;
+                // otherwise it has to be sent.
                 if !whole_old_tree {
                     path.push(self.range_hash(lo, hi));
                 }
@@ -242,13 +249,20 @@ impl MerkleTree {
             }
         }
         path.reverse();
-        Ok(ConsistencyProof {
+        let proof = ConsistencyProof {
             old_size,
             new_size,
             old_root: self.range_hash(0, old_size),
             new_root: self.range_hash(0, new_size),
             path,
-        })
+        };
+        // The other side of the boundary: the independent verifier must accept what we send.
+        debug_assert_eq!(
+            proof.verify(),
+            Ok(()),
+            "consistency proof {old_size} -> {new_size}"
+        );
+        Ok(proof)
     }
 
     fn check_size(&self, size: u64) -> Result<(), TreeError> {
