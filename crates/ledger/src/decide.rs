@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use fundledger_events::{Actor, ApplicationFacts, Event, Role};
 use fundledger_policy::{Catalogue, Limit, Provision};
-use fundledger_projections::{Application, ApplicationStatus, LedgerState, PayoutStatus};
+use fundledger_projections::{Application, ApplicationStatus, Lab, LedgerState, PayoutStatus};
 use rust_decimal::Decimal;
 
 use crate::code::Code;
@@ -365,12 +365,23 @@ fn decide_inner(
                 );
             }
             let amount = parse_amount(&p.amount, "amount")?;
-            let recoverable = app.paid - app.clawed_back;
+            // Only money that reached the firm (confirmed payouts) can be clawed back: a payout
+            // still in flight may fail, and a repayment of it would return money never paid.
+            let confirmed: Decimal = state
+                .payouts
+                .values()
+                .filter(|payout| {
+                    payout.application_id == app.application_id
+                        && payout.status == PayoutStatus::Confirmed
+                })
+                .map(|payout| payout.amount)
+                .sum();
+            let recoverable = confirmed - app.clawed_back;
             if amount > recoverable {
                 return reject(
                     Code::ExceedsApproved,
                     format!(
-                        "{} exceeds what was paid on {} and not yet clawed back ({})",
+                        "{} exceeds what was paid (confirmed) on {} and not yet clawed back ({})",
                         yuan(amount),
                         app.application_id,
                         yuan(recoverable)
@@ -522,7 +533,7 @@ fn submit(
     let lab = match &provision.limit {
         Limit::Envelope { lab_field, .. } => {
             let lab_id = basis.text(lab_field).unwrap_or_default();
-            let Some(lab) = state.labs.get(lab_id) else {
+            let Some(lab) = open_lab(state, lab_id) else {
                 return reject(
                     Code::UnknownLab,
                     format!("{lab_field} {lab_id:?} is not an approved lab lead award"),
@@ -771,7 +782,7 @@ fn approve(
     }
     if let Limit::Envelope { lab_field, .. } = &provision.limit {
         let lab_id = app.basis_text(lab_field).unwrap_or_default();
-        let Some(lab) = state.labs.get(lab_id) else {
+        let Some(lab) = open_lab(state, lab_id) else {
             return reject(Code::UnknownLab, format!("lab {lab_id:?} is not open"));
         };
         if lab.approved + amount > lab.envelope {
@@ -873,6 +884,16 @@ fn require_responsible(
             app.provision
         ),
     )
+}
+
+/// The lab opened by lead award `lab_id`, while that award stands: a lead approval revoked
+/// later opens nothing (else a re-approved lead would open a second envelope).
+fn open_lab<'a>(state: &'a LedgerState, lab_id: &str) -> Option<&'a Lab> {
+    let lead_stands = state
+        .applications
+        .get(lab_id)
+        .is_some_and(|lead| lead.status == ApplicationStatus::Approved);
+    state.labs.get(lab_id).filter(|_| lead_stands)
 }
 
 fn application<'a>(state: &'a LedgerState, id: &str) -> Result<&'a Application, Decision> {
