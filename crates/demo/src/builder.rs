@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Days, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc};
+use chrono::{
+    DateTime, Datelike, Days, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, Utc, Weekday,
+};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
@@ -41,6 +43,41 @@ pub(crate) fn cst() -> FixedOffset {
 /// A calendar date; the scenario only writes real dates (the tests run every one).
 pub(crate) fn day(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).unwrap_or(NaiveDate::MIN)
+}
+
+/// Public holidays on which no one files or pays (劳动节, 国庆节, 春节), as inclusive ranges.
+/// Make-up working weekends (调休) are ignored: the demo simply never acts on a weekend.
+const HOLIDAYS: [((i32, u32, u32), (i32, u32, u32)); 8] = [
+    ((2024, 10, 1), (2024, 10, 7)),
+    ((2025, 1, 28), (2025, 2, 4)),
+    ((2025, 5, 1), (2025, 5, 5)),
+    ((2025, 10, 1), (2025, 10, 8)),
+    ((2026, 2, 15), (2026, 2, 23)),
+    ((2026, 5, 1), (2026, 5, 5)),
+    ((2026, 10, 1), (2026, 10, 7)),
+    ((2027, 2, 5), (2027, 2, 13)),
+];
+/// No run of days off is longer than this.
+const DAYS_OFF_MAX: u32 = 16;
+
+fn is_working_day(date: NaiveDate) -> bool {
+    let weekend = matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
+    let holiday = HOLIDAYS
+        .iter()
+        .any(|(from, to)| day(from.0, from.1, from.2) <= date && date <= day(to.0, to.1, to.2));
+    !weekend && !holiday
+}
+
+/// `date`, or the first working day after it.
+pub(crate) fn working_day(date: NaiveDate) -> NaiveDate {
+    let mut date = date;
+    for _ in 0..DAYS_OFF_MAX {
+        if is_working_day(date) {
+            break;
+        }
+        date = date + Days::new(1);
+    }
+    date
 }
 
 /// Yuan as the contract writes amounts: a decimal string with two places.
@@ -81,15 +118,16 @@ impl Builder {
         low_yuan + step_yuan * self.rng.gen_range(0..=steps)
     }
 
-    /// A date `low_days` to `high_days` after `date`.
+    /// A working day at least `low_days` and about `high_days` after `date` (moved on past
+    /// weekends and holidays, so always strictly later when `low_days` ≥ 1).
     pub(crate) fn after(&mut self, date: NaiveDate, low_days: u64, high_days: u64) -> NaiveDate {
-        date + Days::new(self.rng.gen_range(low_days..=high_days.max(low_days)))
+        working_day(date + Days::new(self.rng.gen_range(low_days..=high_days.max(low_days))))
     }
 
-    /// A date in `[from, to]`.
+    /// A working day in `[from, to]`, or just after `to` when the draw falls on a day off.
     pub(crate) fn between(&mut self, from: NaiveDate, to: NaiveDate) -> NaiveDate {
         let span = (to - from).num_days().max(0) as u64;
-        from + Days::new(self.rng.gen_range(0..=span))
+        working_day(from + Days::new(self.rng.gen_range(0..=span)))
     }
 
     pub(crate) fn chance(&mut self, probability: f64) -> bool {

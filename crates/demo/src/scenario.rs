@@ -833,15 +833,14 @@ fn smart_scenes(b: &mut Builder) {
 // -------------------------------------------------------------------------------------------
 // M8 企业主体培育
 
+/// From one date to another, both inclusive.
+type Window = (NaiveDate, NaiveDate);
+type Listing = (&'static FirmSpec, &'static str, i32, i64, Window, Window);
+type Event = (&'static FirmSpec, &'static str, i32, (i64, i64), Window);
+
 fn enterprises(b: &mut Builder) {
-    let awards: [(
-        &FirmSpec,
-        &str,
-        i32,
-        i64,
-        (NaiveDate, NaiveDate),
-        (NaiveDate, NaiveDate),
-    ); 11] = [
+    // (firm, provision, fiscal year, fixed amount, list published, application filed)
+    let awards: [Listing; 11] = [
         // 2024 lists (published in spring and summer).
         (
             &JIGUANG,
@@ -1076,7 +1075,8 @@ fn event(name: &str) -> Value {
 }
 
 fn events(b: &mut Builder) {
-    let held: [(&FirmSpec, &str, i32, (i64, i64), (NaiveDate, NaiveDate)); 3] = [
+    // (organiser, event, fiscal year, amount range, application filed)
+    let held: [Event; 3] = [
         (
             &XIEHUI,
             "2024中国(郑州)人工智能产业发展大会",

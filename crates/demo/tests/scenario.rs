@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Weekday};
 use fundledger_demo::{commands, demo_firms, demo_principals, run, scenario, DEFAULT_SEED};
 use fundledger_ledger::{uscc, Command, Ledger, Outcome, WriterOptions};
 use fundledger_projections::{invariants, LedgerState};
@@ -241,6 +241,11 @@ fn commands_are_well_formed_and_in_time_order() {
             }
             previous = Some(at);
             let date = at.date_naive();
+            assert!(
+                !matches!(date.weekday(), Weekday::Sat | Weekday::Sun),
+                "nobody works on {date} ({}): {command}",
+                date.weekday()
+            );
             assert!(date >= NaiveDate::from_ymd_opt(2024, 6, 1).unwrap());
             if command["type"] == "submit_application" {
                 assert!(window.0 <= date && date <= window.1, "{command}");
@@ -313,5 +318,45 @@ fn the_cast_is_valid() {
         } else {
             assert!(ids.contains(id), "{id} is not in demo_principals");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_notices_a_drifted_expectation() {
+    let mut steps = scenario(DEFAULT_SEED);
+    let refused = steps
+        .iter()
+        .position(|step| step.expect == Some("exceeds_rate"))
+        .expect("the scenario has a claim over the rate");
+    steps.truncate(refused + 1);
+    steps[refused].expect = None;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = open_ledger(&dir).await;
+    let report = run(&ledger, &steps).await.expect("run");
+    assert_eq!(report.drifted.len(), 1, "{report:#?}");
+    let drift = &report.drifted[0];
+    assert_eq!(drift.index, refused);
+    assert_eq!(drift.expected, None);
+    assert_eq!(drift.got.as_deref(), Some("exceeds_rate"));
+    ledger.close().await;
+}
+
+/// Many seeds, for confidence when the story changes:
+/// `cargo test -p fundledger-demo --test scenario -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: runs the scenario for 40 seeds"]
+async fn many_seeds_keep_their_outcomes() {
+    for seed in 100..140 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = open_ledger(&dir).await;
+        let report = run(&ledger, &scenario(seed)).await.expect("run");
+        assert!(
+            report.drifted.is_empty(),
+            "seed {seed}: {:#?}",
+            report.drifted
+        );
+        let state = ledger.snapshot();
+        assert!(invariants::violations(&state).is_empty(), "seed {seed}");
+        ledger.close().await;
     }
 }
