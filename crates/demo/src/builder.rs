@@ -45,9 +45,12 @@ pub(crate) fn day(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).unwrap_or(NaiveDate::MIN)
 }
 
+/// A calendar date as (year, month, day).
+type Ymd = (i32, u32, u32);
+
 /// Public holidays on which no one files or pays (劳动节, 国庆节, 春节), as inclusive ranges.
 /// Make-up working weekends (调休) are ignored: the demo simply never acts on a weekend.
-const HOLIDAYS: [((i32, u32, u32), (i32, u32, u32)); 8] = [
+const HOLIDAYS: [(Ymd, Ymd); 8] = [
     ((2024, 10, 1), (2024, 10, 7)),
     ((2025, 1, 28), (2025, 2, 4)),
     ((2025, 5, 1), (2025, 5, 5)),
