@@ -2,7 +2,7 @@
 //!
 //! - [`EventStore`] is the one trait the ledger writes through: [`EventStore::head`],
 //!   [`EventStore::append`] (a whole batch, atomically, only if the stored head is the one the
-//!   caller expects) and [`EventStore::read`] (records in seq order). [`stream`] pages through
+//!   caller expects) and [`EventStore::read`] (records in seq order). [`stream()`] pages through
 //!   the whole log in constant memory.
 //! - [`open`] turns a `--store` URL into a store, creating the ledger (schema and origin) when the
 //!   place is empty; [`open_existing`] opens only what is already there, for `verify` and
@@ -16,7 +16,10 @@
 //! - **Append-only, enforced by the database.** Triggers refuse `UPDATE` and `DELETE` (and
 //!   `TRUNCATE` on PostgreSQL) of records, and refuse inserting a record that does not hang from
 //!   the previous one (`seq` + 1, `prev` = its hash; the first one from the genesis of the
-//!   origin). Nothing in this crate ever changes a stored record: corrections are new events.
+//!   origin), including SQLite's `INSERT OR REPLACE`; the origin in the meta table is
+//!   write-once. Nothing in this crate ever changes a stored record: corrections are new events.
+//!   (Triggers stop mistakes and ordinary SQL, not an owner who drops them: the hash chain and
+//!   `fundledger verify` are what make tampering evident.)
 //! - **Expected-head append.** An append names the head it was decided on; it writes the whole
 //!   batch or nothing, and only if that head is still the stored head, else
 //!   [`StoreError::Conflict`]. With several processes on one database exactly one appender wins
@@ -111,6 +114,10 @@ pub trait EventStore: Send + Sync {
     async fn append(&self, expected: Head, batch: &[Record]) -> Result<Head, StoreError>;
 
     /// Up to `limit` records with seq >= `from_seq`, in seq order (empty when none).
+    /// Each body is parsed from its stored canonical text, so it equals the appended body
+    /// whenever that body's numbers were already in canonical form (integers; events hold no
+    /// floats), and it always hashes to the stored hash. A row that cannot be read back is
+    /// [`StoreError::Corrupt`].
     async fn read(&self, from_seq: u64, limit: usize) -> Result<Vec<Record>, StoreError>;
 
     /// A short label like "sqlite" / "postgres" for logs and metrics.
@@ -329,6 +336,22 @@ fn check_origin(origin: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// An error and its causes, "outer: inner: …" (tokio-postgres keeps the useful part, such as
+/// "Connection refused", in the source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The current schema of both SQL backends; a ledger written by a newer schema is refused.

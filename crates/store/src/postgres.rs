@@ -23,8 +23,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
 
 use crate::{
-    check_origin, prepare_batch, row_to_record, EventStore, Row, StoreError, ACCEPTED_URLS,
-    SCHEMA_VERSION,
+    check_origin, error_chain, prepare_batch, row_to_record, EventStore, Row, StoreError,
+    ACCEPTED_URLS, SCHEMA_VERSION,
 };
 
 /// Connect timeout when the URL sets none: an unreachable server is reported in seconds.
@@ -459,8 +459,9 @@ async fn connect(config: &Config, described: &str) -> Result<Client, StoreError>
             return pg_error(described, error);
         }
         StoreError::Unreachable(format!(
-            "cannot connect to PostgreSQL at {described}: {error}; is the server running and the \
-             URL right?"
+            "cannot connect to PostgreSQL at {described}: {}; is the server running and the \
+             URL right?",
+            error_chain(&error)
         ))
     })?;
     let described = described.to_string();
@@ -519,10 +520,11 @@ fn pg_error(described: &str, error: tokio_postgres::Error) -> StoreError {
     let io = std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
     if error.is_closed() || io {
         return StoreError::Unreachable(format!(
-            "the connection to {described} was lost ({error}); the next call reconnects"
+            "the connection to {described} was lost ({}); the next call reconnects",
+            error_chain(&error)
         ));
     }
-    StoreError::Backend(format!("{described}: {error}"))
+    StoreError::Backend(format!("{described}: {}", error_chain(&error)))
 }
 
 #[cfg(test)]
@@ -551,6 +553,7 @@ mod tests {
         {
             Err(StoreError::Unreachable(message)) => {
                 assert!(message.contains("127.0.0.1:1"), "{message}");
+                assert!(message.contains("refused"), "the cause is shown: {message}");
                 assert!(!message.contains("s3cret"));
             }
             Err(other) => panic!("expected Unreachable, got {other:?}"),

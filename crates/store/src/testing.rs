@@ -217,7 +217,7 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
 fn pg_message(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => db.message().to_string(),
-        None => error.to_string(),
+        None => crate::error_chain(error),
     }
 }
 
