@@ -101,6 +101,15 @@ pub struct Metrics {
 /// Upper bounds (ms) of the append latency histogram.
 pub const APPEND_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
+/// A batch decided on a copy of the state: the state after it, the sealed records to append,
+/// one outcome per command, and (command type, outcome code) pairs for the metrics.
+type BatchDecision = (
+    LedgerState,
+    Vec<Record>,
+    Vec<Outcome>,
+    Vec<(&'static str, &'static str)>,
+);
+
 struct Job {
     command: Command,
     reply: oneshot::Sender<Result<Outcome, SubmitError>>,
@@ -340,15 +349,7 @@ impl Writer {
     }
 
     /// Decides every command of the batch on a copy of the state, sealing as it goes.
-    fn decide_batch(
-        &self,
-        batch: &[Job],
-    ) -> (
-        LedgerState,
-        Vec<Record>,
-        Vec<Outcome>,
-        Vec<(&'static str, &'static str)>,
-    ) {
+    fn decide_batch(&self, batch: &[Job]) -> BatchDecision {
         let mut work = self.state.clone();
         let mut records = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
