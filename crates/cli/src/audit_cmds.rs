@@ -15,7 +15,7 @@ use fundledger_audit::{Checkpoint, MerkleTree, SigningKey};
 use fundledger_store::EventStore;
 
 use crate::frontier::Frontier;
-use crate::output::print_stdout;
+use crate::output::{self, print_stdout};
 use crate::store_args::{self, StoreArgs};
 
 /// The largest key file read: a secret key line is about 100 bytes.
@@ -109,11 +109,11 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&key_path);
         return Err(error);
     }
-    eprintln!(
+    output::print_stderr(&format!(
         "keygen: wrote {} (secret, mode 0600) and {}",
         key_path.display(),
         vkey_path.display()
-    );
+    ));
     print_stdout(&format!("{vkey}\n"))
 }
 
@@ -140,11 +140,11 @@ fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
         bail!("the key file {} is a directory", path.display());
     }
     if metadata.permissions().mode() & 0o077 != 0 {
-        eprintln!(
+        output::print_stderr(&format!(
             "warning: the key file {} can be read by other users (mode {:o}); `chmod 600` it",
             path.display(),
             metadata.permissions().mode() & 0o777
-        );
+        ));
     }
     let mut bytes = Vec::new();
     file.take(KEY_FILE_BYTES_MAX + 1)
@@ -173,12 +173,12 @@ pub async fn checkpoint(args: CheckpointArgs) -> anyhow::Result<()> {
     let key = load_signing_key(&args.key)?;
     let store = store_args::open_existing(&args.store.store).await?;
     if key.name() != store.origin() {
-        eprintln!(
+        output::print_stderr(&format!(
             "warning: the key is named {:?} but the ledger's origin is {:?}; verifiers \
              usually expect a checkpoint key to be named after the log's origin",
             key.name(),
             store.origin()
-        );
+        ));
     }
     let head = store_args::head(&*store).await?;
     let mut frontier = Frontier::new();

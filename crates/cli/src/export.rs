@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use fundledger_events::{record_line, ExportHeader, Head};
 use fundledger_store::EventStore;
 
+use crate::output;
 use crate::store_args::{self, Pages, StoreArgs};
 
 /// Output buffer: large writes keep the per-record cost at formatting, not system calls.
@@ -89,12 +90,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         }
         Some(out) => write_file_atomically(&*store, head, args.store.page_records, out).await?,
     };
-    eprintln!(
+    output::print_stderr(&format!(
         "export: {written_records} records of {:?} (head seq {}, hash {})",
         store.origin(),
         head.seq,
         head.hash
-    );
+    ));
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! - [`frontier`]: a Merkle root in O(log n) memory, so `verify` and `checkpoint` stay
 //!   constant-memory however long the log is.
 //! - [`failure`]: [`failure::DataError`], the error that means "the data is bad" (exit 1).
+//! - [`output`]: stdout and stderr writes that report a closed pipe instead of panicking.
 //!
 //! Adding a subcommand is one [`Command`] variant (holding its `clap::Args` struct from its
 //! module) and one arm in [`run`].
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            output::print_stderr(&format!("error: cannot start the async runtime: {error}"));
             return ExitCode::from(failure::EXIT_USAGE_OR_IO);
         }
     };
@@ -96,11 +97,11 @@ fn main() -> ExitCode {
 /// (e.g. `verify: FAILED at seq 7: hash mismatch …`) without the `error:` prefix.
 fn report(error: &anyhow::Error) {
     if error.is::<failure::DataError>() {
-        eprintln!("{error}");
+        output::print_stderr(&format!("{error}"));
     } else {
-        eprintln!("error: {error}");
+        output::print_stderr(&format!("error: {error}"));
     }
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        output::print_stderr(&format!("  caused by: {cause}"));
     }
 }

@@ -12,3 +12,10 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")
 }
+
+/// Writes `text` and a newline to stderr. Messages on stderr are best effort: a closed stderr
+/// must not turn into a panic (as `eprintln!` would) or hide the exit code.
+pub fn print_stderr(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}

@@ -150,12 +150,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             verify_file(path, &sizes, keep_tree)?,
         ),
         None => {
-            let url = args
-                .store
-                .clone()
-                .or_else(|| std::env::var(STORE_ENV).ok())
-                .filter(|url| !url.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_STORE_URL.to_string());
+            // As clap does for the other subcommands: an explicit --store wins, then a
+            // non-empty FUNDLEDGER_STORE, then the default.
+            let url = args.store.clone().unwrap_or_else(|| {
+                std::env::var(STORE_ENV)
+                    .ok()
+                    .filter(|url| !url.is_empty())
+                    .unwrap_or_else(|| DEFAULT_STORE_URL.to_string())
+            });
             let tally = verify_store(&url, &sizes, keep_tree, args.page_records).await?;
             (format!("store {}", store_args::redact_url(&url)), tally)
         }
