@@ -311,7 +311,7 @@ pub enum Step {
     Accepted { events: Vec<Event>, seqs: Vec<u64> },
     /// A submission refused by a rule; the refusal was recorded.
     Refused {
-        event: Event,
+        event: Box<Event>,
         code: Code,
         message: String,
         seq: u64,
@@ -471,7 +471,7 @@ impl World {
                     vec![event.clone()],
                 );
                 Step::Refused {
-                    event,
+                    event: Box::new(event),
                     code,
                     message,
                     seq: seqs[0],
@@ -581,7 +581,7 @@ impl Then {
                 ..
             } => {
                 assert_eq!(*got, code, "{}: {message}", self.command);
-                match event {
+                match event.as_ref() {
                     Event::ApplicationRefused {
                         application,
                         code: recorded,
