@@ -434,7 +434,7 @@ fn only_a_responsible_unit_reviews_approves_rejects_or_submits_for_a_firm() {
     let world = funded().given([voucher("A-1", &uscc, "100", "1000"), major.clone()]);
     world
         .clone()
-        .when(review("A-1", WJW, true))
+        .when(review("A-1", SJJ, true))
         .then_code_saying(Code::Forbidden, "责任单位");
     world
         .clone()
@@ -461,7 +461,7 @@ fn only_a_responsible_unit_reviews_approves_rejects_or_submits_for_a_firm() {
     };
     world
         .clone()
-        .when(on_behalf(WJW))
+        .when(on_behalf(SJJ))
         .then_code(Code::Forbidden);
     world.clone().when(on_behalf(GXJ)).then_accepted();
     let m4_on_behalf = with_actor(
@@ -1339,6 +1339,35 @@ const FIXED: [(&str, &str); 15] = [
     ("M9.national_demo_base", "2000000"),
     ("M9.provincial_demo_base", "1000000"),
 ];
+
+#[test]
+fn the_catalogue_holds_the_22_provisions_of_section_2_with_their_units() {
+    let catalogue = fundledger_policy::Catalogue::from_toml(BUILTIN_CATALOGUE).unwrap();
+    let ids: BTreeSet<&str> = catalogue.provisions.iter().map(|p| p.id.as_str()).collect();
+    let mut expected: BTreeSet<&str> = FIXED.iter().map(|(id, _)| *id).collect();
+    expected.extend([
+        "M2.compute_voucher",
+        "M4.major_project",
+        "M4.case_by_case",
+        "M5.model_scenario",
+        "M6.key_lab_programme",
+        "M7.scenario_project",
+        "M10.event",
+    ]);
+    assert_eq!(expected.len(), 22);
+    assert_eq!(ids, expected);
+    // The units these tests use for review and approval are responsible where they are used.
+    for id in &ids {
+        let units = catalogue.responsible_units(id);
+        assert!(units.iter().any(|u| u == unit_of(id)), "{id}: {units:?}");
+        assert!(units.iter().any(|u| u == CZJ), "{id}: {units:?}");
+        assert!(!units.iter().any(|u| u == SJJ), "{id}: {units:?}");
+    }
+    assert!(!catalogue
+        .responsible_units("M4.major_project")
+        .iter()
+        .any(|u| u == GXJ));
+}
 
 #[test]
 fn every_fixed_award_is_approved_at_exactly_its_amount_once() {

@@ -41,13 +41,13 @@ const PROVISIONS: [&str; 14] = [
     "M10.event",
 ];
 /// Reviewers and approvers: (id, unit). `rev.a` also approves (segregation), `off.x` of the
-/// finance bureau reviews, approves and pays (segregation again); 市卫健委 is responsible for
+/// finance bureau reviews, approves and pays (segregation again); 市审计局 is responsible for
 /// nothing here, 市工信局 not for measure 4, 市科技局 not for measures 8 and 9, 市财政局 for
 /// every measure that pays.
 const REVIEWERS: [(&str, &str); 5] = [
     ("rev.a", GXJ),
     ("rev.b", KJJ),
-    ("rev.c", WJW),
+    ("rev.c", SJJ),
     ("off.x", CZJ),
     ("rev.d", CZJ),
 ];

@@ -34,7 +34,7 @@ pub const GXJ: &str = "市工信局";
 pub const KJJ: &str = "市科技局";
 pub const CZJ: &str = "市财政局";
 /// A unit responsible for none of the measures that pay money.
-pub const WJW: &str = "市卫健委";
+pub const SJJ: &str = "市审计局";
 
 pub fn time(text: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(text).unwrap_or_else(|error| panic!("{text:?}: {error}"))
