@@ -298,7 +298,7 @@ impl Writer {
         for _round in 0..CONFLICT_ROUNDS_MAX {
             let (work, records, outcomes, counted) = self.decide_batch(&batch);
             if records.is_empty() {
-                self.finish(batch, outcomes, counted, None);
+                self.finish(batch, outcomes, counted);
                 return;
             }
             let expected = Head {
@@ -312,7 +312,7 @@ impl Writer {
                 Ok(_) => {
                     self.state = work;
                     self.shared.snapshot.store(Arc::new(self.state.clone()));
-                    self.finish(batch, outcomes, counted, Some(()));
+                    self.finish(batch, outcomes, counted);
                     return;
                 }
                 Err(StoreError::Conflict { .. }) => {
@@ -468,9 +468,12 @@ impl Writer {
         batch: Vec<Job>,
         outcomes: Vec<Outcome>,
         counted: Vec<(&'static str, &'static str)>,
-        _appended: Option<()>,
     ) {
-        if let Ok(mut commands) = self.shared.metrics.commands.lock() {
+        let metrics = &self.shared.metrics;
+        metrics
+            .batch_commands_sum
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Ok(mut commands) = metrics.commands.lock() {
             for key in counted {
                 *commands.entry(key).or_default() += 1;
             }
