@@ -222,7 +222,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves [`app`] on `listener` until `shutdown` resolves, then stops taking connections and
 /// lets requests in flight finish. Closing the ledger afterwards (finishing the batch in
-/// flight) is the caller's job: `ledger.close().await`.
+/// flight) is the caller's job: `ledger.close().await`. The writer stops only when every
+/// [`Ledger`] handle is gone, so drop (or stop the tasks holding) any other clone of the
+/// [`AppState`] first — e.g. a periodic [`AppState::sign_checkpoint`] task — or `close` waits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,

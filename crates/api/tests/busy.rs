@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
@@ -77,4 +78,23 @@ async fn a_slow_request_times_out_with_json() {
     }
     assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
     assert_eq!(h.ledger.snapshot().last_seq, 2);
+}
+
+#[tokio::test]
+async fn a_store_failure_is_503_without_details() {
+    let h = build(fixed_options(), Limits::default(), true).await;
+    let gate = h.gate.clone().unwrap();
+    gate.fail.store(true, Ordering::SeqCst);
+    let command = allocate("M2", 2024, "1000000");
+    let reply = post(&h.app, FIN_WANG, &command).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.code().as_deref(), Some("unavailable"));
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert!(!reply.text().contains("secret"), "{}", reply.text());
+    // Reads still answer from the last published snapshot.
+    assert_eq!(get(&h.app, "/healthz", None).await.status, StatusCode::OK);
+    // Once the store is back, the same command is accepted.
+    gate.fail.store(false, Ordering::SeqCst);
+    let reply = post(&h.app, FIN_WANG, &command).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }

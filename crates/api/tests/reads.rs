@@ -493,6 +493,8 @@ async fn the_dashboard_is_one_self_contained_page() {
         "sessionStorage",
         "Bearer ",
         "/v1/summary",
+        // `hidden` must win over the sections' own display, or the prompt shows the empty page.
+        "[hidden] { display: none !important; }",
     ] {
         assert!(page.contains(text), "the page lacks {text:?}");
     }

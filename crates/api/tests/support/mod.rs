@@ -73,6 +73,8 @@ pub fn principals() -> Vec<Principal> {
 pub struct GatedStore {
     inner: SqliteStore,
     closed: AtomicBool,
+    /// When set, appends fail as a broken database would.
+    pub fail: AtomicBool,
     /// Signalled when an append reaches the closed gate.
     pub entered: Notify,
     /// Permits let held appends through.
@@ -101,6 +103,11 @@ impl EventStore for GatedStore {
     }
 
     async fn append(&self, expected: Head, batch: &[Record]) -> Result<Head, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend(
+                "disk on fire at /var/lib/secret".into(),
+            ));
+        }
         if self.closed.load(Ordering::SeqCst) {
             self.entered.notify_one();
             let permit = self
@@ -150,6 +157,7 @@ pub async fn build(options: WriterOptions, limits: Limits, gated: bool) -> Harne
         let gate = Arc::new(GatedStore {
             inner: sqlite,
             closed: AtomicBool::new(false),
+            fail: AtomicBool::new(false),
             entered: Notify::new(),
             release: Semaphore::new(0),
         });
