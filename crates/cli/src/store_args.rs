@@ -126,13 +126,24 @@ pub async fn verify_chain(
 ) -> anyhow::Result<Head> {
     let mut verifier = ChainVerifier::new(store.origin());
     let mut pages = Pages::up_to(store, last_seq, page_records, command);
-    while let Some(page) = pages.next_page().await? {
-        for record in &page {
-            verifier
-                .check_record(record)
-                .map_err(|error| failure::store_chain_failure(command, &error))?;
-            sink(&record.hash);
-        }
+    let mut current = pages.next_page().await?;
+    while let Some(page) = current {
+        // The next page is read while this one is checked: the read waits on the database
+        // (a blocking thread for SQLite, the socket for PostgreSQL) and the check is CPU, so
+        // they overlap. join! polls the read first, so it is under way before the check runs.
+        let check = async {
+            for record in &page {
+                verifier
+                    .check_record(record)
+                    .map_err(|error| failure::store_chain_failure(command, &error))?;
+                sink(&record.hash);
+            }
+            Ok::<(), DataError>(())
+        };
+        let (next, checked) = tokio::join!(pages.next_page(), check);
+        // A bad record comes before anything the next page could say.
+        checked?;
+        current = next?;
     }
     let reached = verifier.head();
     // Pages fails when records run out before last_seq, and the verifier refuses anything
