@@ -197,24 +197,28 @@ pub fn token_hash_hex(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 
-/// One member of a demo cast: `(id, role, unit, firm)`, the role as written in a command
-/// (`"finance"`, `"applicant"`, …).
-pub type CastMember<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
-
 /// Each demo principal with its bearer token, for printing (demo only).
 pub type DemoTokens = Vec<(Principal, String)>;
 
 /// **Demo only.** Mints a fresh random bearer token (hex of 32 random bytes) for each member
-/// of `cast`, for `fundledger serve --demo` to print. Returns the principals to serve (hashes
-/// only) and each principal with its token. The tokens live only in this process's memory
-/// and in whatever the caller prints; a real deployment lists its principals in the
-/// configuration file instead.
-pub fn demo_principals(
-    cast: &[CastMember<'_>],
-) -> Result<(Vec<Principal>, DemoTokens), ConfigError> {
+/// of `cast`, given as `(id, role, unit, firm)` with the role as written in a command
+/// (`"finance"`, `"applicant"`, …); `&str` and `String` both do. Returns the principals to
+/// serve (hashes only) and each principal with its token. The tokens live only in this
+/// process's memory and in whatever the caller prints; a real deployment lists its principals
+/// in the configuration file instead.
+pub fn demo_principals<I, R, U, F>(
+    cast: &[(I, R, Option<U>, Option<F>)],
+) -> Result<(Vec<Principal>, DemoTokens), ConfigError>
+where
+    I: AsRef<str>,
+    R: AsRef<str>,
+    U: AsRef<str>,
+    F: AsRef<str>,
+{
     let mut rng = rand::thread_rng();
     let mut with_tokens = Vec::with_capacity(cast.len());
-    for &(id, role, unit, firm) in cast {
+    for (id, role, unit, firm) in cast {
+        let (id, role) = (id.as_ref(), role.as_ref());
         let role: Role = serde_json::from_value(serde_json::Value::String(role.to_string()))
             .map_err(|_| ConfigError::UnknownRole {
                 id: id.to_string(),
@@ -226,8 +230,8 @@ pub fn demo_principals(
         let principal = Principal {
             id: id.to_string(),
             role,
-            unit: unit.map(str::to_string),
-            firm: firm.map(str::to_string),
+            unit: unit.as_ref().map(|unit| unit.as_ref().to_string()),
+            firm: firm.as_ref().map(|firm| firm.as_ref().to_string()),
             token_blake3: token_hash_hex(&token),
         };
         with_tokens.push((principal, token));
@@ -381,8 +385,16 @@ mod tests {
             assert_ne!(principal.token_blake3, *token);
         }
         let (_, again) = demo_principals(&cast).unwrap();
+        // Owned strings, as the demo crate's cast comes.
+        let owned = vec![(
+            "fin.zhao".to_string(),
+            "finance".to_string(),
+            Some("市财政局".to_string()),
+            None::<String>,
+        )];
+        assert_eq!(demo_principals(&owned).unwrap().0[0].id, "fin.zhao");
         assert_ne!(tokens[0].1, again[0].1);
-        let bad = [("x", "boss", None, None)];
+        let bad: [(&str, &str, Option<&str>, Option<&str>); 1] = [("x", "boss", None, None)];
         assert!(matches!(
             demo_principals(&bad),
             Err(ConfigError::UnknownRole { .. })

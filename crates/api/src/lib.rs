@@ -44,8 +44,8 @@ pub mod openapi;
 pub mod routes;
 
 pub use config::{
-    demo_principals, token_hash_hex, validate_principals, CastMember, Config, ConfigError,
-    DemoTokens, Principal,
+    demo_principals, token_hash_hex, validate_principals, Config, ConfigError, DemoTokens,
+    Principal,
 };
 pub use error::AppError;
 
