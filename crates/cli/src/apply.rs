@@ -37,7 +37,10 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<()> {
     let reader: Box<dyn Read + Send> = if args.input == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&args.input).with_context(|| format!("cannot open {}", args.input))?)
+        Box::new(
+            std::fs::File::open(&args.input)
+                .with_context(|| format!("cannot open {}", args.input))?,
+        )
     };
     let ledger = args.ledger.open(WriterOptions::default()).await?;
     let result = apply_lines(&ledger, BufReader::new(reader)).await;
@@ -52,7 +55,10 @@ async fn apply_lines(ledger: &Ledger, mut reader: impl BufRead) -> anyhow::Resul
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = (&mut reader).take(LINE_BYTES_MAX as u64 + 1).read_until(b'\n', &mut line).context("cannot read the input")?;
+        let read = (&mut reader)
+            .take(LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .context("cannot read the input")?;
         if read == 0 {
             break;
         }
@@ -65,7 +71,12 @@ async fn apply_lines(ledger: &Ledger, mut reader: impl BufRead) -> anyhow::Resul
             continue;
         }
         let slot = if too_long {
-            Slot::Ready(Outcome::rejected(None, Code::Malformed, format!("the line is longer than {LINE_BYTES_MAX} bytes"), vec![]))
+            Slot::Ready(Outcome::rejected(
+                None,
+                Code::Malformed,
+                format!("the line is longer than {LINE_BYTES_MAX} bytes"),
+                vec![],
+            ))
         } else {
             match parse_line(trimmed) {
                 Ok(command) => Slot::Waiting(ledger.enqueue(command).await?),
@@ -89,19 +100,34 @@ async fn apply_lines(ledger: &Ledger, mut reader: impl BufRead) -> anyhow::Resul
 
 /// One input line → a command, or the outcome that refuses it.
 pub fn parse_line(line: &[u8]) -> Result<Command, Outcome> {
-    let text = std::str::from_utf8(line)
-        .map_err(|_| Outcome::rejected(None, Code::Malformed, "the line is not valid UTF-8", vec![]))?;
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|error| Outcome::rejected(None, Code::Malformed, format!("the line is not JSON: {error}"), vec![]))?;
+    let text = std::str::from_utf8(line).map_err(|_| {
+        Outcome::rejected(None, Code::Malformed, "the line is not valid UTF-8", vec![])
+    })?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+        Outcome::rejected(
+            None,
+            Code::Malformed,
+            format!("the line is not JSON: {error}"),
+            vec![],
+        )
+    })?;
     Command::parse(&value).map_err(|rejection| {
-        Outcome::rejected(rejection.command_id.as_deref(), rejection.code, rejection.message, vec![])
+        Outcome::rejected(
+            rejection.command_id.as_deref(),
+            rejection.code,
+            rejection.message,
+            vec![],
+        )
     })
 }
 
 async fn print_slot(out: &mut impl Write, slot: Slot) -> anyhow::Result<()> {
     let outcome = match slot {
         Slot::Ready(outcome) => outcome,
-        Slot::Waiting(pending) => pending.outcome().await.context("the ledger could not decide a command")?,
+        Slot::Waiting(pending) => pending
+            .outcome()
+            .await
+            .context("the ledger could not decide a command")?,
     };
     let line = serde_json::to_string(&outcome).context("cannot serialise an outcome")?;
     writeln!(out, "{line}").context("cannot write to standard output")?;
@@ -112,7 +138,10 @@ fn skip_rest_of_line(reader: &mut impl BufRead) -> anyhow::Result<()> {
     let mut discard = Vec::new();
     loop {
         discard.clear();
-        let read = reader.take(64 * 1024).read_until(b'\n', &mut discard).context("cannot read the input")?;
+        let read = reader
+            .take(64 * 1024)
+            .read_until(b'\n', &mut discard)
+            .context("cannot read the input")?;
         if read == 0 || discard.ends_with(b"\n") {
             return Ok(());
         }

@@ -27,8 +27,12 @@ const DEMO_GENESIS_AT: &str = "2024-05-22T09:00:00+08:00";
 /// Writer options for a demo ledger: every demo command carries its own `at`; the clock only
 /// dates the catalogue record of a new ledger.
 pub fn demo_writer_options() -> anyhow::Result<WriterOptions> {
-    let genesis: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(DEMO_GENESIS_AT).context("the demo genesis time")?;
-    Ok(WriterOptions { clock: Arc::new(move || genesis), ..WriterOptions::default() })
+    let genesis: DateTime<FixedOffset> =
+        DateTime::parse_from_rfc3339(DEMO_GENESIS_AT).context("the demo genesis time")?;
+    Ok(WriterOptions {
+        clock: Arc::new(move || genesis),
+        ..WriterOptions::default()
+    })
 }
 
 /// What a demo run wrote.
@@ -48,11 +52,20 @@ pub async fn populate(ledger: &Ledger, seed: u64) -> anyhow::Result<DemoSummary>
         );
     }
     let steps = fundledger_demo::scenario(seed);
-    let run = fundledger_demo::run(ledger, &steps).await.context("the demo could not be written")?;
+    let run = fundledger_demo::run(ledger, &steps)
+        .await
+        .context("the demo could not be written")?;
     if let Some(drift) = run.drifted.first() {
-        bail!("the demo drifted from its script ({} steps); first: {drift:?}", run.drifted.len());
+        bail!(
+            "the demo drifted from its script ({} steps); first: {drift:?}",
+            run.drifted.len()
+        );
     }
-    Ok(DemoSummary { accepted: run.accepted, rejected: run.rejected, head_seq: ledger.snapshot().last_seq })
+    Ok(DemoSummary {
+        accepted: run.accepted,
+        rejected: run.rejected,
+        head_seq: ledger.snapshot().last_seq,
+    })
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -60,7 +73,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let summary = populate(&ledger, args.seed).await;
     ledger.close().await;
     let summary = summary?;
-    let refused: Vec<String> = summary.rejected.iter().map(|(code, count)| format!("{code} ×{count}")).collect();
+    let refused: Vec<String> = summary
+        .rejected
+        .iter()
+        .map(|(code, count)| format!("{code} ×{count}"))
+        .collect();
     println!(
         "demo ledger written to {}: {} records; {} commands accepted, refused as intended: {}",
         crate::store_args::redact_url(&args.ledger.store),
@@ -68,6 +85,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         summary.accepted,
         refused.join(", ")
     );
-    println!("look at it: fundledger query --store {} budgets", args.ledger.store);
+    println!(
+        "look at it: fundledger query --store {} budgets",
+        args.ledger.store
+    );
     Ok(())
 }

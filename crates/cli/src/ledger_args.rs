@@ -29,6 +29,8 @@ impl LedgerArgs {
             .await
             .with_context(|| format!("cannot open the store {}", redact_url(&self.store)))?;
         let store: Arc<dyn fundledger_store::EventStore> = Arc::from(store);
-        Ledger::open(store, options).await.context("cannot open the ledger")
+        Ledger::open(store, options)
+            .await
+            .context("cannot open the ledger")
     }
 }

@@ -3,6 +3,11 @@
 //! This file only parses arguments, starts the runtime, runs one subcommand and turns its
 //! error into a message and an exit code. Each subcommand lives in its own module:
 //!
+//! - [`apply`]: `apply` — commands as JSON Lines through the writer, one outcome line each.
+//! - [`query`]: `query` — a projection as a JSON array, folded from the log.
+//! - [`demo_cmd`]: `demo` — the seeded multi-year scenario, written through the writer.
+//! - [`serve`]: `serve` — the HTTP service and dashboard, optionally over demo data.
+//! - [`ledger_args`]: `--store` and `--origin` of the subcommands that run the writer.
 //! - [`export`]: `export` — the JSON Lines export of DESIGN §5, streamed page by page.
 //! - [`verify`]: `verify` — re-checks the hash chain of an export file or a store, builds the
 //!   Merkle root, and checks signed checkpoints (and their consistency) against it.
@@ -21,11 +26,16 @@
 //! is not signed by the key, a fork or rollback); 2 usage, input/output and store errors
 //! (clap's own usage errors exit 2 as well).
 
+mod apply;
 mod audit_cmds;
+mod demo_cmd;
 mod export;
 mod failure;
 mod frontier;
+mod ledger_args;
 mod output;
+mod query;
+mod serve;
 mod store_args;
 mod verify;
 
@@ -43,6 +53,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Apply commands (JSON Lines, FILE or -); print one outcome line per input line.
+    Apply(apply::ApplyArgs),
+    /// Print a projection as a JSON array.
+    Query(query::QueryArgs),
+    /// Write the seeded multi-year demo scenario into an empty ledger.
+    Demo(demo_cmd::DemoArgs),
+    /// Serve the HTTP API and the dashboard (DESIGN §9).
+    Serve(serve::ServeArgs),
     /// Write the whole log as JSON Lines (DESIGN §5), for auditors.
     Export(export::ExportArgs),
     /// Re-check the hash chain of an export or a store; optionally a signed checkpoint.
@@ -58,6 +76,10 @@ enum Command {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Apply(args) => apply::run(args).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Demo(args) => demo_cmd::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Keygen(args) => audit_cmds::keygen(args),

@@ -31,7 +31,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let store = open_existing(&args.store.store).await?;
     let mut state = LedgerState::default();
     catch_up(store.as_ref(), &mut state).await?;
-    println!("{}", serde_json::to_string_pretty(&rows(&state, args.view))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&rows(&state, args.view))?
+    );
     Ok(())
 }
 
