@@ -8,7 +8,9 @@
 //! - [`demo_cmd`]: `demo` — the seeded multi-year scenario, written through the writer.
 //! - [`serve`]: `serve` — the HTTP service and dashboard, optionally over demo data.
 //! - [`ledger_args`]: `--store` and `--origin` of the subcommands that run the writer.
-//! - [`export`]: `export` — the JSON Lines export of DESIGN §5, streamed page by page.
+//! - [`export`]: `export` — the JSON Lines export of DESIGN §5, streamed page by page, and
+//!   the finance bureau's reports folded from the log: [`payments_csv`] (the payment register
+//!   for Excel/WPS) and [`giving360`] (approved grants as 360Giving JSON).
 //! - [`verify`]: `verify` — re-checks the hash chain of an export file or a store, builds the
 //!   Merkle root, and checks signed checkpoints (and their consistency) against it.
 //! - [`audit_cmds`]: `keygen`, `checkpoint`, `prove inclusion|consistency` (DESIGN §6).
@@ -32,8 +34,10 @@ mod demo_cmd;
 mod export;
 mod failure;
 mod frontier;
+mod giving360;
 mod ledger_args;
 mod output;
+mod payments_csv;
 mod query;
 mod serve;
 mod store_args;
