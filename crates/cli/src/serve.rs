@@ -99,6 +99,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open the store {}", redact_url(&store_url)))?,
     );
     let mut principals: Vec<Principal> = config.principals.clone();
+    // Printed once the listener is bound, with the address it got (`--listen 127.0.0.1:0`).
+    let mut demo_tokens = None;
     if args.demo {
         let head = store.head().await.context("cannot read the store's head")?;
         if head.seq <= 1 {
@@ -122,7 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (demo, tokens) = fundledger_api::demo_principals(&fundledger_demo::demo_principals())
             .context("the demo cast")?;
         principals.extend(demo);
-        print_demo_tokens(&listen, &tokens);
+        demo_tokens = Some(tokens);
     } else if principals.is_empty() {
         eprintln!("warning: no principals are configured (--config FILE); every /v1 request will be answered 401");
     }
@@ -146,6 +148,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ledger.origin(),
         ledger.backend()
     );
+    if let Some(tokens) = &demo_tokens {
+        print_demo_tokens(&address, tokens);
+    }
     let served = fundledger_api::serve(listener, state, shutdown_signal()).await;
     // The writer stops once every handle is gone: stop the checkpoint task first.
     if let Some(task) = checkpoints {
