@@ -319,9 +319,7 @@ fn the_payment_register_opens_in_spreadsheets_and_matches_the_ledger() {
                 row[column("value_date")].as_str()
             );
             assert_eq!(
-                record.body["bank_reference"]
-                    .as_str()
-                    .map(|reference| payments_guard(reference)),
+                record.body["bank_reference"].as_str().map(payments_guard),
                 Some(row[column("bank_reference")].clone())
             );
         } else {
