@@ -216,6 +216,11 @@ fn a_posted_command_is_the_token_holders_and_survives_sigterm() {
         !server.stderr().contains(&finance.token),
         "a token reached the log"
     );
+    assert!(
+        server.stderr().contains("named another actor") && !server.stderr().contains('\x1b'),
+        "the log (not a terminal) is plain text with the forged-actor warning:\n{}",
+        server.stderr()
+    );
 
     // The ledger verifies, one record longer, and the record is the finance officer's.
     let verified = fundledger(d, &["verify", "--store", &url]).ok();
