@@ -4,6 +4,7 @@
     pip install blake3                 # and `cryptography` for --vkey
     python3 verify_export.py EXPORT.jsonl
     python3 verify_export.py EXPORT.jsonl --checkpoint OLD.ckpt --vkey KEY.vkey
+    python3 verify_export.py --record LINE.json --proof PROOF.json --checkpoint CKPT --vkey KEY
 
 What it checks, in this order:
   1. §5, the hash chain: the header line names the origin; record n has seq n,
@@ -17,6 +18,11 @@ What it checks, in this order:
      and the origins match. With --vkey as well, the checkpoint's Ed25519 signature is checked
      (C2SP signed-note; needs the `cryptography` package). An auditor checks with the OLD
      checkpoint they kept: a rewritten history fails here even when its chain is consistent.
+
+With --record and --proof instead of an export, one record is proven without the log: the
+record line's hash is recomputed from its prev and body (§5), the inclusion proof (the JSON of
+`fundledger prove inclusion`, RFC 9162 §2.1.3.2) leads from that hash to the proof's root, and
+with --checkpoint that root and size are the ones the checkpoint signs.
 
 JCS (RFC 8785) is implemented for what fundledger bodies contain: objects, arrays, strings,
 integers (|n| <= 2^53), true, false, null. Member names are sorted by UTF-16 code units. A body
@@ -151,6 +157,26 @@ class Frontier:
         return node
 
 
+def verify_inclusion(index, size, record_hash_bytes, path, root):
+    """RFC 9162 §2.1.3.2: does `path` lead from leaf `index` of a tree of `size` to `root`?"""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, b3(b"\x00" + record_hash_bytes)
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = b3(b"\x01" + p + r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = b3(b"\x01" + r + p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
 # --- §6: checkpoints (C2SP tlog-checkpoint signed notes) ----------------------------------
 
 def read_checkpoint(text):
@@ -220,6 +246,35 @@ def is_hex32(text):
     return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
+def check_record_line(line, seq, prev):
+    """Checks one export line as record `seq` (and, when `prev` is given, that it links to
+    it); returns the record's hash, recomputed from its prev and body."""
+    where = f"at seq {seq}"
+    try:
+        record = json.loads(line.decode("utf-8"), object_pairs_hook=no_duplicates)
+    except ValueError as error:
+        raise Failed(f"{where}: not a JSON record line: {error}") from None
+    if not isinstance(record, dict) or set(record) != {"seq", "prev", "hash", "body"}:
+        raise Failed(f"{where}: a record line holds exactly seq, prev, hash, body")
+    if type(record["seq"]) is not int or record["seq"] != seq:
+        raise Failed(f"{where}: the line says seq {record['seq']!r} (missing or reordered)")
+    if not is_hex32(record["prev"]) or not is_hex32(record["hash"]):
+        raise Failed(f"{where}: prev and hash are 64 lowercase hex digits")
+    stated_prev = bytes.fromhex(record["prev"])
+    if prev is not None and stated_prev != prev:
+        raise Failed(f"{where}: broken link: prev is not the hash of the record before")
+    body = record["body"]
+    if not isinstance(body, dict) or any(name not in body for name in REQUIRED_BODY_FIELDS):
+        raise Failed(f"{where}: the body is not an object holding {', '.join(REQUIRED_BODY_FIELDS)}")
+    if type(body["seq"]) is not int or body["seq"] != seq:
+        raise Failed(f"{where}: body.seq is {body['seq']!r}")
+    computed = record_hash(stated_prev, body)
+    if computed.hex() != record["hash"]:
+        raise Failed(f"{where}: hash mismatch: the line says {record['hash']}, "
+                     f"the body hashes to {computed.hex()}")
+    return computed
+
+
 def verify(path, wanted_sizes):
     """Checks the export; returns (origin, head seq, head hash, root, {size: root})."""
     roots = {size: None for size in wanted_sizes}
@@ -243,27 +298,7 @@ def verify(path, wanted_sizes):
             where = f"at seq {seq}"
             if not line.endswith(b"\n"):
                 raise Failed(f"{where}: the last line is torn (no newline)")
-            try:
-                record = json.loads(line.decode("utf-8"), object_pairs_hook=no_duplicates)
-            except ValueError as error:
-                raise Failed(f"{where}: not a JSON record line: {error}") from None
-            if not isinstance(record, dict) or set(record) != {"seq", "prev", "hash", "body"}:
-                raise Failed(f"{where}: a record line holds exactly seq, prev, hash, body")
-            if type(record["seq"]) is not int or record["seq"] != seq:
-                raise Failed(f"{where}: the line says seq {record['seq']!r} (missing or reordered)")
-            if not is_hex32(record["prev"]) or not is_hex32(record["hash"]):
-                raise Failed(f"{where}: prev and hash are 64 lowercase hex digits")
-            if bytes.fromhex(record["prev"]) != prev:
-                raise Failed(f"{where}: broken link: prev is not the hash of the record before")
-            body = record["body"]
-            if not isinstance(body, dict) or any(name not in body for name in REQUIRED_BODY_FIELDS):
-                raise Failed(f"{where}: the body is not an object holding {', '.join(REQUIRED_BODY_FIELDS)}")
-            if type(body["seq"]) is not int or body["seq"] != seq:
-                raise Failed(f"{where}: body.seq is {body['seq']!r}")
-            computed = record_hash(prev, body)
-            if computed.hex() != record["hash"]:
-                raise Failed(f"{where}: hash mismatch: the line says {record['hash']}, "
-                             f"the body hashes to {computed.hex()}")
+            computed = check_record_line(line, seq, prev)
             prev = computed
             frontier.push(computed)
             if seq in roots:
@@ -271,47 +306,104 @@ def verify(path, wanted_sizes):
     return origin, seq, prev, frontier.root(), roots
 
 
+def load_checkpoint(args):
+    """The --checkpoint, its signature checked when --vkey is given; None without one."""
+    if not args.checkpoint:
+        return None
+    with open(args.checkpoint, encoding="utf-8") as file:
+        checkpoint = read_checkpoint(file.read())
+    if args.vkey:
+        vkey = args.vkey
+        try:
+            with open(vkey, encoding="utf-8") as file:
+                vkey = file.read()
+        except FileNotFoundError:
+            pass  # the key string itself
+        check_signature(checkpoint[3], checkpoint[4], vkey)
+    return checkpoint
+
+
+def signed(args):
+    return "signature checked" if args.vkey else "signature NOT checked (no --vkey)"
+
+
+def verify_export(args):
+    checkpoint = load_checkpoint(args)
+    sizes = [checkpoint[1]] if checkpoint else []
+    origin, head_seq, head_hash, root, roots = verify(args.export, sizes)
+    print(f"origin: {origin}")
+    print(f"records: {head_seq}")
+    print(f"head hash: {head_hash.hex()}")
+    print(f"merkle root: {root.hex()}")
+    print("chain: OK")
+    if checkpoint:
+        cp_origin, cp_size, cp_root, _, _ = checkpoint
+        if cp_origin != origin:
+            raise Failed(f"the checkpoint is for origin {cp_origin!r}, the export for {origin!r}")
+        if cp_size > head_seq:
+            raise Failed(f"ROLLBACK or truncation: the checkpoint signs {cp_size} records, "
+                         f"the export holds {head_seq}")
+        if roots[cp_size] != cp_root:
+            raise Failed(f"the checkpoint signs root {cp_root.hex()} at size {cp_size}, but "
+                         f"the export's first {cp_size} records have root "
+                         f"{roots[cp_size].hex()}: rewritten or forged")
+        print(f"checkpoint: OK (size {cp_size}, {signed(args)})")
+
+
+def verify_record(args):
+    with open(args.proof, encoding="utf-8") as file:
+        try:
+            proof = json.load(file)
+        except ValueError as error:
+            raise Failed(f"the proof is not JSON: {error}") from None
+    fields = ("leaf_index", "tree_size", "record_hash", "path", "root")
+    if not isinstance(proof, dict) or set(proof) != set(fields) \
+            or not all(type(proof[name]) is int for name in fields[:2]) \
+            or not all(is_hex32(proof[name]) for name in ("record_hash", "root")) \
+            or not isinstance(proof["path"], list) or not all(is_hex32(p) for p in proof["path"]):
+        raise Failed("the proof is not the inclusion proof JSON of DESIGN §6")
+    with open(args.record, "rb") as file:
+        line = file.read().strip(b"\r\n")
+    seq = proof["leaf_index"] + 1
+    computed = check_record_line(line, seq, None)
+    if computed.hex() != proof["record_hash"]:
+        raise Failed(f"the proof is for record hash {proof['record_hash']}, "
+                     f"the record hashes to {computed.hex()}")
+    root = bytes.fromhex(proof["root"])
+    path = [bytes.fromhex(p) for p in proof["path"]]
+    if not verify_inclusion(proof["leaf_index"], proof["tree_size"], computed, path, root):
+        raise Failed(f"the proof does not lead from seq {seq} to root {proof['root']} "
+                     f"at size {proof['tree_size']}")
+    print(f"record: OK (seq {seq}, hash {computed.hex()})")
+    print(f"inclusion: OK (in the tree of size {proof['tree_size']}, root {proof['root']})")
+    checkpoint = load_checkpoint(args)
+    if checkpoint:
+        _, cp_size, cp_root, _, _ = checkpoint
+        if (cp_size, cp_root) != (proof["tree_size"], root):
+            raise Failed(f"the proof is for size {proof['tree_size']} and root {proof['root']}, "
+                         f"the checkpoint signs size {cp_size} and root {cp_root.hex()}")
+        print(f"checkpoint: OK (size {cp_size}, {signed(args)})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("export", help="a fundledger JSON Lines export (DESIGN §5)")
-    parser.add_argument("--checkpoint", help="a signed checkpoint the export must match")
+    parser.add_argument("export", nargs="?", help="a fundledger JSON Lines export (DESIGN §5)")
+    parser.add_argument("--record", help="instead of an export: a file holding one export line")
+    parser.add_argument("--proof", help="with --record: its inclusion proof (fundledger prove)")
+    parser.add_argument("--checkpoint", help="a signed checkpoint the export or proof must match")
     parser.add_argument("--vkey", help="the checkpoint signer's verifier key, or a .vkey file")
     args = parser.parse_args()
     if args.vkey and not args.checkpoint:
         parser.error("--vkey needs --checkpoint")
+    if bool(args.export) == bool(args.record):
+        parser.error("give an export, or --record LINE with --proof PROOF")
+    if bool(args.record) != bool(args.proof):
+        parser.error("--record and --proof go together")
     try:
-        checkpoint = None
-        if args.checkpoint:
-            with open(args.checkpoint, encoding="utf-8") as file:
-                checkpoint = read_checkpoint(file.read())
-            if args.vkey:
-                vkey = args.vkey
-                try:
-                    with open(vkey, encoding="utf-8") as file:
-                        vkey = file.read()
-                except FileNotFoundError:
-                    pass  # the key string itself
-                check_signature(checkpoint[3], checkpoint[4], vkey)
-        sizes = [checkpoint[1]] if checkpoint else []
-        origin, head_seq, head_hash, root, roots = verify(args.export, sizes)
-        print(f"origin: {origin}")
-        print(f"records: {head_seq}")
-        print(f"head hash: {head_hash.hex()}")
-        print(f"merkle root: {root.hex()}")
-        print("chain: OK")
-        if checkpoint:
-            cp_origin, cp_size, cp_root, _, _ = checkpoint
-            if cp_origin != origin:
-                raise Failed(f"the checkpoint is for origin {cp_origin!r}, the export for {origin!r}")
-            if cp_size > head_seq:
-                raise Failed(f"ROLLBACK or truncation: the checkpoint signs {cp_size} records, "
-                             f"the export holds {head_seq}")
-            if roots[cp_size] != cp_root:
-                raise Failed(f"the checkpoint signs root {cp_root.hex()} at size {cp_size}, but "
-                             f"the export's first {cp_size} records have root "
-                             f"{roots[cp_size].hex()}: rewritten or forged")
-            signed = "signature checked" if args.vkey else "signature NOT checked (no --vkey)"
-            print(f"checkpoint: OK (size {cp_size}, {signed})")
+        if args.export:
+            verify_export(args)
+        else:
+            verify_record(args)
     except Failed as error:
         print(f"verify_export: FAILED {error}" if str(error).startswith("at seq")
               else f"verify_export: FAILED: {error}", file=sys.stderr)

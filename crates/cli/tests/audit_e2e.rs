@@ -315,6 +315,39 @@ fn one_payout_is_proven_with_its_record_a_proof_and_a_checkpoint() {
         serde_json::from_str(&smaller.stdout).unwrap_or_else(|error| panic!("{error}"));
     assert!(smaller.verify().is_ok());
     assert!(check_included(&checkpoint, &smaller).is_err());
+
+    // The guide's script checks the same three things without fundledger.
+    match python_with_blake3() {
+        None => eprintln!(
+            "SKIPPED: the docs/verify_export.py --record part of this test: python3 with the \
+             blake3 package is not available here (pip install blake3)"
+        ),
+        Some(python) => {
+            let line_file = d.join("line.json");
+            write(&line_file, line);
+            let proof_file = d.join("proof.json");
+            write(&proof_file, run.stdout.as_bytes());
+            let args = [
+                "--record",
+                path_str(&line_file),
+                "--proof",
+                path_str(&proof_file),
+                "--checkpoint",
+                path_str(&signed),
+            ];
+            python.verify(d, &args, 0, "inclusion: OK");
+            let smaller_file = d.join("smaller.json");
+            write(
+                &smaller_file,
+                serde_json::to_string(&smaller)
+                    .unwrap_or_else(|error| panic!("{error}"))
+                    .as_bytes(),
+            );
+            let mut args = args;
+            args[3] = path_str(&smaller_file);
+            python.verify(d, &args, 1, "the checkpoint signs size");
+        }
+    }
 }
 
 #[test]
