@@ -206,12 +206,15 @@ impl LedgerState {
     }
 
     pub fn application_row(&self, application_id: &str) -> Option<ApplicationRow> {
-        self.applications.get(application_id).map(application_row)
+        self.applications
+            .get(application_id)
+            .map(|app| application_row(app))
     }
 
     /// All applications in submission order.
     pub fn application_rows(&self) -> Vec<ApplicationRow> {
-        let mut apps: Vec<&Application> = self.applications.values().collect();
+        let mut apps: Vec<&Application> =
+            self.applications.values().map(|app| app.as_ref()).collect();
         apps.sort_by_key(|app| app.submitted_seq);
         apps.into_iter().map(application_row).collect()
     }

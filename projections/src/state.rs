@@ -1,5 +1,6 @@
 //! [`LedgerState`]: every read model, folded one record at a time.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
@@ -7,7 +8,7 @@ use fundledger_events::{
     Actor, ApplicationFacts, Event, EventBody, Firm, Hash, Record, SchemaError,
 };
 use fundledger_policy::{Catalogue, CatalogueError, Limit};
-use imbl::{HashMap, OrdMap, Vector};
+use imbl::{HashMap, OrdMap};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -84,7 +85,7 @@ pub struct Application {
     pub repaid: Decimal,
     /// Holds a provincial compute voucher: first in the review queue.
     pub priority: bool,
-    pub history: Vector<HistoryEntry>,
+    pub history: Vec<HistoryEntry>,
 }
 
 impl Application {
@@ -124,9 +125,9 @@ pub struct FirmState {
     pub uscc: String,
     pub name: String,
     /// Compute vouchers claimed (open or approved) per fiscal year.
-    pub voucher_claimed: OrdMap<i32, Decimal>,
+    pub voucher_claimed: BTreeMap<i32, Decimal>,
     /// Provisions awarded (approved applications), in order of award.
-    pub awards: Vector<String>,
+    pub awards: Vec<String>,
 }
 
 /// One programme year of a lab: planned, approved and paid.
@@ -156,7 +157,7 @@ pub struct Lab {
     pub claimed: Decimal,
     pub approved: Decimal,
     pub paid: Decimal,
-    pub years: OrdMap<i32, TrancheYear>,
+    pub years: BTreeMap<i32, TrancheYear>,
 }
 
 impl Lab {
@@ -255,14 +256,14 @@ pub struct LedgerState {
     /// Catalogues by the seq of their `policy_registered` record.
     pub policies: OrdMap<u64, Arc<Catalogue>>,
     pub budgets: OrdMap<(String, i32), Budget>,
-    pub firms: OrdMap<String, FirmState>,
-    pub applications: HashMap<String, Application>,
-    pub labs: OrdMap<String, Lab>,
-    pub payouts: HashMap<String, Payout>,
-    pub clawbacks: HashMap<String, Clawback>,
+    pub firms: OrdMap<String, Arc<FirmState>>,
+    pub applications: HashMap<String, Arc<Application>>,
+    pub labs: OrdMap<String, Arc<Lab>>,
+    pub payouts: HashMap<String, Arc<Payout>>,
+    pub clawbacks: HashMap<String, Arc<Clawback>>,
     /// Sum claimed per (provision, basis key) for caps that apply across applications.
     pub keyed_claims: HashMap<(String, String), Decimal>,
-    pub commands: HashMap<String, CommandRecord>,
+    pub commands: HashMap<String, Arc<CommandRecord>>,
     /// Open applications by (priority first, submission seq): the review queue.
     pub queue: OrdMap<(bool, u64), String>,
 }
@@ -315,6 +316,7 @@ impl LedgerState {
         // A linear scan is fine at city scale; an index would be the next step for millions.
         self.applications
             .values()
+            .map(Arc::as_ref)
             .filter(move |app| app.firm.uscc == uscc && app.provision == provision)
     }
 
@@ -398,7 +400,7 @@ impl LedgerState {
                     .or_default()
                     .committed += *amount;
                 let firm = self.firm_mut(&app.firm);
-                firm.awards.push_back(app.provision.clone());
+                firm.awards.push(app.provision.clone());
                 self.award_opens_or_draws_programme(&app, *amount);
             }
             Event::ApplicationRejected {
@@ -443,7 +445,7 @@ impl LedgerState {
                 self.programme_paid(&app, *amount);
                 self.payouts.insert(
                     payout_id.clone(),
-                    Payout {
+                    Arc::new(Payout {
                         payout_id: payout_id.clone(),
                         application_id: application_id.clone(),
                         amount: *amount,
@@ -457,7 +459,7 @@ impl LedgerState {
                         failure_reason: None,
                         settled_seq: None,
                         settled_hash: None,
-                    },
+                    }),
                 );
             }
             Event::PayoutConfirmed {
@@ -500,14 +502,14 @@ impl LedgerState {
                 self.application_mut(seq, application_id)?.clawed_back += *amount;
                 self.clawbacks.insert(
                     clawback_id.clone(),
-                    Clawback {
+                    Arc::new(Clawback {
                         clawback_id: clawback_id.clone(),
                         application_id: application_id.clone(),
                         amount: *amount,
                         repaid: Decimal::ZERO,
                         reason: reason.clone(),
                         ordered_seq: seq,
-                    },
+                    }),
                 );
             }
             Event::RepaymentRecorded {
@@ -515,14 +517,15 @@ impl LedgerState {
                 amount,
                 ..
             } => {
-                let clawback =
-                    self.clawbacks
-                        .get_mut(clawback_id)
-                        .ok_or_else(|| ApplyError::Unknown {
-                            seq,
-                            what: "clawback",
-                            id: clawback_id.clone(),
-                        })?;
+                let clawback = self
+                    .clawbacks
+                    .get_mut(clawback_id)
+                    .map(Arc::make_mut)
+                    .ok_or_else(|| ApplyError::Unknown {
+                        seq,
+                        what: "clawback",
+                        id: clawback_id.clone(),
+                    })?;
                 clawback.repaid += *amount;
                 let application_id = clawback.application_id.clone();
                 let app = self.application_mut(seq, &application_id)?;
@@ -536,8 +539,8 @@ impl LedgerState {
             }
         }
         if let Some(application_id) = event_application_id(&body.event) {
-            if let Some(app) = self.applications.get_mut(application_id) {
-                app.history.push_back(HistoryEntry {
+            if let Some(app) = self.applications.get_mut(application_id).map(Arc::make_mut) {
+                app.history.push(HistoryEntry {
                     seq,
                     event_type: body.event.type_name(),
                     actor: actor.id.clone(),
@@ -551,16 +554,17 @@ impl LedgerState {
                 }
             }
         }
-        let entry = self
-            .commands
-            .entry(body.command_id.clone())
-            .or_insert_with(|| CommandRecord {
-                digest: body.command_digest.clone(),
-                seqs: Vec::new(),
-                event_types: Vec::new(),
-                code: None,
-                message: None,
-            });
+        let entry = Arc::make_mut(self.commands.entry(body.command_id.clone()).or_insert_with(
+            || {
+                Arc::new(CommandRecord {
+                    digest: body.command_digest.clone(),
+                    seqs: Vec::new(),
+                    event_types: Vec::new(),
+                    code: None,
+                    message: None,
+                })
+            },
+        ));
         entry.seqs.push(seq);
         entry.event_types.push(body.event.type_name());
         if let Event::ApplicationRefused { code, message, .. } = &body.event {
@@ -600,7 +604,7 @@ impl LedgerState {
         self.firm_mut(&facts.firm);
         self.applications.insert(
             facts.application_id.clone(),
-            Application {
+            Arc::new(Application {
                 application_id: facts.application_id.clone(),
                 provision: facts.provision.clone(),
                 measure: facts.measure.clone(),
@@ -625,25 +629,26 @@ impl LedgerState {
                 clawed_back: Decimal::ZERO,
                 repaid: Decimal::ZERO,
                 priority,
-                history: Vector::new(),
-            },
+                history: Vec::new(),
+            }),
         );
     }
 
     fn firm_mut(&mut self, firm: &Firm) -> &mut FirmState {
-        self.firms
-            .entry(firm.uscc.clone())
-            .or_insert_with(|| FirmState {
+        Arc::make_mut(self.firms.entry(firm.uscc.clone()).or_insert_with(|| {
+            Arc::new(FirmState {
                 uscc: firm.uscc.clone(),
                 name: firm.name.clone(),
-                voucher_claimed: OrdMap::new(),
-                awards: Vector::new(),
+                voucher_claimed: BTreeMap::new(),
+                awards: Vec::new(),
             })
+        }))
     }
 
     fn application(&self, seq: u64, id: &str) -> Result<&Application, ApplyError> {
         self.applications
             .get(id)
+            .map(Arc::as_ref)
             .ok_or_else(|| ApplyError::Unknown {
                 seq,
                 what: "application",
@@ -654,6 +659,7 @@ impl LedgerState {
     fn application_mut(&mut self, seq: u64, id: &str) -> Result<&mut Application, ApplyError> {
         self.applications
             .get_mut(id)
+            .map(Arc::make_mut)
             .ok_or_else(|| ApplyError::Unknown {
                 seq,
                 what: "application",
@@ -662,11 +668,14 @@ impl LedgerState {
     }
 
     fn payout_mut(&mut self, seq: u64, id: &str) -> Result<&mut Payout, ApplyError> {
-        self.payouts.get_mut(id).ok_or_else(|| ApplyError::Unknown {
-            seq,
-            what: "payout",
-            id: id.to_string(),
-        })
+        self.payouts
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .ok_or_else(|| ApplyError::Unknown {
+                seq,
+                what: "payout",
+                id: id.to_string(),
+            })
     }
 
     /// Adds or removes an application's current claim from the aggregates that cap claims:
@@ -706,7 +715,7 @@ impl LedgerState {
         if let Limit::Envelope { lab_field, .. } = &provision.limit {
             if let Some(lab) = app
                 .basis_text(lab_field)
-                .and_then(|lab| self.labs.get_mut(lab))
+                .and_then(|lab| self.labs.get_mut(lab).map(Arc::make_mut))
             {
                 lab.claimed += amount;
             }
@@ -724,7 +733,7 @@ impl LedgerState {
         if let Limit::Envelope { lab_field, .. } = &provision.limit {
             if let Some(lab) = app
                 .basis_text(lab_field)
-                .and_then(|lab| self.labs.get_mut(lab))
+                .and_then(|lab| self.labs.get_mut(lab).map(Arc::make_mut))
             {
                 lab.approved += amount;
                 lab.years.entry(app.fiscal_year).or_default().approved += amount;
@@ -753,7 +762,7 @@ impl LedgerState {
         let Some(window_end) = limit.window_end(recognition_date) else {
             return;
         };
-        let mut plan = OrdMap::new();
+        let mut plan = BTreeMap::new();
         let per_year = (envelope / Decimal::from(years.max(1))).round_dp(2);
         for offset in 0..years {
             let year = recognition_date.year() + offset as i32;
@@ -768,7 +777,7 @@ impl LedgerState {
         let opened_on = app.approved_on.unwrap_or(app.submitted_on);
         self.labs.insert(
             app.application_id.clone(),
-            Lab {
+            Arc::new(Lab {
                 lab: app.application_id.clone(),
                 firm: app.firm.clone(),
                 recognition_date,
@@ -779,7 +788,7 @@ impl LedgerState {
                 approved: Decimal::ZERO,
                 paid: Decimal::ZERO,
                 years: plan,
-            },
+            }),
         );
     }
 
@@ -804,7 +813,7 @@ impl LedgerState {
             _ => return None,
         };
         let lab = app.basis_text(&lab_field)?.to_string();
-        self.labs.get_mut(&lab)
+        self.labs.get_mut(&lab).map(Arc::make_mut)
     }
 }
 

@@ -138,6 +138,7 @@ pub fn document(state: &LedgerState) -> anyhow::Result<Document> {
     let mut approved: Vec<&Application> = state
         .applications
         .values()
+        .map(|app| app.as_ref())
         .filter(|app| app.status == ApplicationStatus::Approved)
         .collect();
     approved.sort_by_key(|app| app.submitted_seq);

@@ -899,14 +899,22 @@ fn open_lab<'a>(state: &'a LedgerState, lab_id: &str) -> Option<&'a Lab> {
         .applications
         .get(lab_id)
         .is_some_and(|lead| lead.status == ApplicationStatus::Approved);
-    state.labs.get(lab_id).filter(|_| lead_stands)
+    state
+        .labs
+        .get(lab_id)
+        .map(|lab| lab.as_ref())
+        .filter(|_| lead_stands)
 }
 
 fn application<'a>(state: &'a LedgerState, id: &str) -> Result<&'a Application, Decision> {
-    state.applications.get(id).ok_or_else(|| Decision::Reject {
-        code: Code::UnknownApplication,
-        message: format!("no application {id:?}"),
-    })
+    state
+        .applications
+        .get(id)
+        .map(|app| app.as_ref())
+        .ok_or_else(|| Decision::Reject {
+            code: Code::UnknownApplication,
+            message: format!("no application {id:?}"),
+        })
 }
 
 fn app_provision<'a>(state: &'a LedgerState, app: &Application) -> Result<&'a Provision, Decision> {
