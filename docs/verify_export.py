@@ -37,6 +37,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 
 try:
@@ -207,7 +208,7 @@ def check_signature(note_body, signature_lines, vkey_text):
         print("error: --vkey needs the cryptography package: pip install cryptography",
               file=sys.stderr)
         sys.exit(2)
-    parts = vkey_text.strip().split("+")
+    parts = vkey_text.strip().split("+", 2)  # base64 may itself hold "+"
     if len(parts) != 3:
         raise Failed("the verifier key is not NAME+KEYID+BASE64")
     name, key_id_hex, key_b64 = parts
@@ -314,11 +315,10 @@ def load_checkpoint(args):
         checkpoint = read_checkpoint(file.read())
     if args.vkey:
         vkey = args.vkey
-        try:
+        if os.path.isfile(vkey):
             with open(vkey, encoding="utf-8") as file:
                 vkey = file.read()
-        except FileNotFoundError:
-            pass  # the key string itself
+        # else: the key string itself
         check_signature(checkpoint[3], checkpoint[4], vkey)
     return checkpoint
 
