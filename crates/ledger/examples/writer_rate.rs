@@ -32,12 +32,19 @@ fn commands(count: usize) -> Vec<Command> {
             "at": "2025-03-01T10:00:00+08:00"
         }));
     }
-    values.iter().filter_map(|value| Command::parse(value).ok()).collect()
+    values
+        .iter()
+        .filter_map(|value| Command::parse(value).ok())
+        .collect()
 }
 
 async fn measure(label: &str, store: Box<dyn EventStore>, count: usize, batch_max: usize) {
     let store: Arc<dyn EventStore> = Arc::from(store);
-    let options = WriterOptions { batch_max, queue_capacity: count + 16, ..WriterOptions::default() };
+    let options = WriterOptions {
+        batch_max,
+        queue_capacity: count + 16,
+        ..WriterOptions::default()
+    };
     let Ok(ledger) = Ledger::open(store, options).await else {
         eprintln!("{label}: cannot open the ledger");
         return;
@@ -56,14 +63,24 @@ async fn measure(label: &str, store: Box<dyn EventStore>, count: usize, batch_ma
     }
     let mut accepted = 0usize;
     for wait in pending {
-        if wait.outcome().await.map(|outcome| outcome.is_accepted()).unwrap_or(false) {
+        if wait
+            .outcome()
+            .await
+            .map(|outcome| outcome.is_accepted())
+            .unwrap_or(false)
+        {
             accepted += 1;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
     let metrics = ledger.metrics();
-    let batches = metrics.batches_total.load(std::sync::atomic::Ordering::Relaxed).max(1);
-    let records = metrics.batch_records_sum.load(std::sync::atomic::Ordering::Relaxed);
+    let batches = metrics
+        .batches_total
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .max(1);
+    let records = metrics
+        .batch_records_sum
+        .load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "{label}: {accepted} of {} commands accepted in {elapsed:.2} s = {:.0} commands/s; {batches} appends, {:.1} records per append (batch_max {batch_max})",
         count + 1,
