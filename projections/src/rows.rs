@@ -171,7 +171,7 @@ impl LedgerState {
                 .filter(|(_, amount)| !amount.is_zero())
                 .map(|(year, amount)| (year.to_string(), yuan::format(*amount)))
                 .collect(),
-            awards: firm.awards.iter().cloned().collect(),
+            awards: firm.awards.clone(),
         })
     }
 
@@ -299,6 +299,6 @@ fn application_row(app: &Application) -> ApplicationRow {
         submitted_seq: app.submitted_seq,
         code: app.code.clone(),
         reason: app.reason.clone(),
-        history: app.history.iter().cloned().collect(),
+        history: app.history.clone(),
     }
 }
