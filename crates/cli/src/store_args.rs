@@ -168,20 +168,7 @@ fn store_read_error(error: StoreError, from_seq: u64, command: &str) -> anyhow::
 }
 
 /// `url` with any password replaced by `***`, for messages that end up in logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
+pub use fundledger_store::redact_url;
 
 #[cfg(test)]
 mod tests {

@@ -190,7 +190,7 @@ async fn admin_client(admin_url: &str) -> Result<tokio_postgres::Client, StoreEr
     let (client, connection) = config.connect(NoTls).await.map_err(|error| {
         StoreError::Unreachable(format!(
             "the test PostgreSQL server ({PG_ENV}, here {}) cannot be reached: {}; {START_PG_HINT}",
-            without_password(admin_url),
+            crate::redact_url(admin_url),
             pg_message(&error)
         ))
     })?;
@@ -230,7 +230,7 @@ fn with_database(url: &str, database: &str) -> Result<String, StoreError> {
     let Some((scheme, rest)) = base.split_once("://") else {
         return Err(StoreError::BadUrl(format!(
             "{PG_ENV} must be a postgres:// URL, got {:?}",
-            without_password(url)
+            crate::redact_url(url)
         )));
     };
     let authority = rest
@@ -244,21 +244,6 @@ fn with_database(url: &str, database: &str) -> Result<String, StoreError> {
     Ok(out)
 }
 
-/// `url` with any password replaced by `***`, for messages.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -282,10 +267,10 @@ mod tests {
         }
         assert!(with_database("host=localhost", "x").is_err());
         assert_eq!(
-            without_password("postgres://u:secret@h/db"),
+            crate::redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
         );
-        assert_eq!(without_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(crate::redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[tokio::test]
