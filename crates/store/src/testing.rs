@@ -244,7 +244,6 @@ fn with_database(url: &str, database: &str) -> Result<String, StoreError> {
     Ok(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
