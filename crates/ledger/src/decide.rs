@@ -259,17 +259,7 @@ fn decide_inner(
                     format!("payout {} exists already", p.payout_id),
                 );
             }
-            let app = application(state, &p.application_id)?;
-            if app.status != ApplicationStatus::Approved {
-                return reject(
-                    Code::InvalidState,
-                    format!(
-                        "application {} is {}; only approved awards are paid",
-                        app.application_id,
-                        app.status.as_str()
-                    ),
-                );
-            }
+            let app = approved_application(state, &p.application_id, "paid")?;
             if app.approved_by.as_deref() == Some(actor.id.as_str()) {
                 return reject(
                     Code::SegregationOfDuties,
@@ -359,17 +349,7 @@ fn decide_inner(
                     format!("clawback {} exists already", p.clawback_id),
                 );
             }
-            let app = application(state, &p.application_id)?;
-            if app.status != ApplicationStatus::Approved {
-                return reject(
-                    Code::InvalidState,
-                    format!(
-                        "application {} is {}; only paid awards are clawed back",
-                        app.application_id,
-                        app.status.as_str()
-                    ),
-                );
-            }
+            let app = approved_application(state, &p.application_id, "clawed back")?;
             let amount = parse_amount(&p.amount, "amount")?;
             // Only money that reached the firm (confirmed payouts) can be clawed back: a payout
             // still in flight may fail, and a repayment of it would return money never paid.
@@ -915,6 +895,26 @@ fn application<'a>(state: &'a LedgerState, id: &str) -> Result<&'a Application, 
             code: Code::UnknownApplication,
             message: format!("no application {id:?}"),
         })
+}
+
+/// The application `id`, which must be approved: only approved awards are paid or clawed back.
+fn approved_application<'a>(
+    state: &'a LedgerState,
+    id: &str,
+    what: &str,
+) -> Result<&'a Application, Decision> {
+    let app = application(state, id)?;
+    if app.status != ApplicationStatus::Approved {
+        return reject(
+            Code::InvalidState,
+            format!(
+                "application {} is {}; only approved awards are {what}",
+                app.application_id,
+                app.status.as_str()
+            ),
+        );
+    }
+    Ok(app)
 }
 
 fn app_provision<'a>(state: &'a LedgerState, app: &Application) -> Result<&'a Provision, Decision> {
