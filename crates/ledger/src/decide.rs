@@ -174,16 +174,7 @@ fn decide_inner(
                     ),
                 );
             }
-            if !app.status.is_open() {
-                return reject(
-                    Code::InvalidState,
-                    format!(
-                        "application {} is {}",
-                        app.application_id,
-                        app.status.as_str()
-                    ),
-                );
-            }
+            require_open(app)?;
             if app.endorsed_by.is_some() {
                 return reject(
                     Code::InvalidState,
@@ -698,16 +689,7 @@ fn approve(
             ),
         );
     }
-    if !app.status.is_open() {
-        return reject(
-            Code::InvalidState,
-            format!(
-                "application {} is {}",
-                app.application_id,
-                app.status.as_str()
-            ),
-        );
-    }
+    require_open(app)?;
     if app.recommend != Some(true) {
         return reject(
             Code::InvalidState,
@@ -895,6 +877,21 @@ fn application<'a>(state: &'a LedgerState, id: &str) -> Result<&'a Application, 
             code: Code::UnknownApplication,
             message: format!("no application {id:?}"),
         })
+}
+
+/// Refuses (`invalid_state`) an application that is no longer waiting for a decision.
+fn require_open(app: &Application) -> Result<(), Decision> {
+    if app.status.is_open() {
+        return Ok(());
+    }
+    reject(
+        Code::InvalidState,
+        format!(
+            "application {} is {}",
+            app.application_id,
+            app.status.as_str()
+        ),
+    )
 }
 
 /// The application `id`, which must be approved: only approved awards are paid or clawed back.
