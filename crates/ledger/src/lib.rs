@@ -9,17 +9,21 @@
 //! - [`Ledger`] is the writer task and its handle: a bounded queue, group commit (decide a
 //!   batch, seal it, append it in one transaction, publish, reply), idempotency by
 //!   `command_id` rebuilt from the log, and catch-up-and-decide-again on append conflicts.
+//! - [`spawn_follower`] keeps a process's reads fresh when other processes write the same
+//!   ledger (store notifications, with a polling fallback).
 //! - [`Outcome`] is the reply of DESIGN §7; [`uscc`] checks GB 32100-2015 codes.
 
 pub mod code;
 pub mod command;
 pub mod decide;
+pub mod follow;
 pub mod outcome;
 pub mod uscc;
 pub mod writer;
 
 pub use code::Code;
 pub use command::{Command, ParseRejection, Payload, COMMAND_TYPES};
+pub use follow::{spawn_follower, DEFAULT_POLL_INTERVAL};
 pub use decide::{cst_date, decide, parse_amount, Decision, FINANCE_UNIT};
 pub use outcome::Outcome;
 pub use writer::{

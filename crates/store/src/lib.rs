@@ -122,6 +122,57 @@ pub trait EventStore: Send + Sync {
 
     /// A short label like "sqlite" / "postgres" for logs and metrics.
     fn backend(&self) -> &'static str;
+
+    /// Word of appends made by any process (this one included), for followers: several server
+    /// processes on one ledger each learn promptly that the head moved and catch up. `Ok(None)`
+    /// when the backend has no such channel; callers then poll [`EventStore::head`] (and
+    /// should poll anyway, slowly, since a notification can be lost with its connection).
+    async fn notifications(&self) -> Result<Option<AppendNotifications>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A subscription to appends (see [`EventStore::notifications`]): each item is the seq of a
+/// head that was appended. Bursts are coalesced (a slow follower sees fewer items, never a
+/// stale "nothing new"); `None` from [`AppendNotifications::next`] means the subscription was
+/// lost and must be made again.
+pub struct AppendNotifications {
+    receiver: tokio::sync::mpsc::Receiver<u64>,
+    /// Whatever keeps the subscription alive (a listening connection); dropped with it.
+    _subscription: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl AppendNotifications {
+    /// Bound on undelivered notifications: one pending item already says "catch up", so a
+    /// small buffer loses nothing a follower needs.
+    pub const BUFFER: usize = 16;
+
+    /// A subscription fed by `receiver`, alive while `subscription` is.
+    pub fn new(
+        receiver: tokio::sync::mpsc::Receiver<u64>,
+        subscription: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
+        AppendNotifications {
+            receiver,
+            _subscription: subscription,
+        }
+    }
+
+    /// The highest appended seq announced since the last call (waiting for at least one), or
+    /// `None` once the subscription is lost.
+    pub async fn next(&mut self) -> Option<u64> {
+        let mut highest = self.receiver.recv().await?;
+        while let Ok(seq) = self.receiver.try_recv() {
+            highest = highest.max(seq);
+        }
+        Some(highest)
+    }
+}
+
+impl std::fmt::Debug for AppendNotifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendNotifications").finish_non_exhaustive()
+    }
 }
 
 /// Every record with seq >= `from_seq`, in seq order, read `page_records` at a time (at least

@@ -20,11 +20,13 @@ use fundledger_events::{genesis, Hash, Head, Record};
 use tokio::sync::Mutex;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
+use futures::StreamExt;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_postgres::{AsyncMessage, Client, Config, GenericClient, NoTls, Statement};
 
 use crate::{
-    check_origin, error_chain, prepare_batch, row_to_record, EventStore, Row, StoreError,
-    ACCEPTED_URLS, SCHEMA_VERSION,
+    check_origin, error_chain, prepare_batch, row_to_record, AppendNotifications, EventStore, Row,
+    StoreError, ACCEPTED_URLS, SCHEMA_VERSION,
 };
 
 /// Connect timeout when the URL sets none: an unreachable server is reported in seconds.
@@ -90,6 +92,10 @@ const READ_SQL: &str =
     "SELECT seq, prev, hash, body FROM records WHERE seq >= $1 ORDER BY seq LIMIT $2";
 const INSERT_SQL: &str = "INSERT INTO records (seq, prev, hash, body) \
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])";
+/// The channel on which every append announces its new head seq (delivered at commit, so a
+/// listener never hears of rows it cannot read yet); see [`EventStore::notifications`].
+pub const APPENDED_CHANNEL: &str = "fundledger_appended";
+const NOTIFY_SQL: &str = "SELECT pg_notify('fundledger_appended', $1)";
 
 /// One connection and its prepared statements.
 struct Connection {
@@ -97,6 +103,7 @@ struct Connection {
     head: Statement,
     read: Statement,
     insert: Statement,
+    notify: Statement,
 }
 
 /// A ledger in a PostgreSQL database.
@@ -245,6 +252,44 @@ impl EventStore for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+
+    /// LISTENs on [`APPENDED_CHANNEL`] on a connection of its own.
+    async fn notifications(&self) -> Result<Option<AppendNotifications>, StoreError> {
+        let (client, mut connection) = self.config.connect(NoTls).await.map_err(|error| {
+            StoreError::Unreachable(format!(
+                "cannot connect to PostgreSQL at {} to listen for appends: {}",
+                self.described,
+                error_chain(&error)
+            ))
+        })?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(AppendNotifications::BUFFER);
+        let described = self.described.clone();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(notification)) => {
+                        let seq = notification.payload().parse::<u64>().unwrap_or(0);
+                        // Full: an undelivered item already says "catch up".
+                        if let Err(TrySendError::Closed(_)) = sender.try_send(seq) {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(database = %described, %error, "the connection listening for appends was lost");
+                        break;
+                    }
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {APPENDED_CHANNEL}"))
+            .await
+            .map_err(|error| pg_error(&self.described, error))?;
+        // The client keeps the connection (and so the subscription) alive.
+        Ok(Some(AppendNotifications::new(receiver, Box::new(client))))
+    }
 }
 
 /// The append transaction: lock, compare heads, insert, commit.
@@ -259,6 +304,7 @@ async fn append_rows(
         client,
         head,
         insert,
+        notify,
         ..
     } = connection;
     let pg = |error| pg_error(described, error);
@@ -296,6 +342,12 @@ async fn append_rows(
             return Err(pg(error));
         }
     }
+    // Other server processes on this ledger hear of the new head when this commits.
+    let new_seq = rows.last().map_or(expected.seq, |row| row.seq.unsigned_abs());
+    transaction
+        .execute(&*notify, &[&new_seq.to_string()])
+        .await
+        .map_err(pg)?;
     transaction.commit().await.map_err(|error| match pg(error) {
         StoreError::Unreachable(message) => StoreError::Unreachable(format!(
             "{message}; the connection was lost during commit, so the append may or may not have \
@@ -478,11 +530,13 @@ async fn prepare(client: Client, described: &str) -> Result<Connection, StoreErr
     let head = client.prepare(HEAD_SQL).await.map_err(pg)?;
     let read = client.prepare(READ_SQL).await.map_err(pg)?;
     let insert = client.prepare(INSERT_SQL).await.map_err(pg)?;
+    let notify = client.prepare(NOTIFY_SQL).await.map_err(pg)?;
     Ok(Connection {
         client,
         head,
         read,
         insert,
+        notify,
     })
 }
 
