@@ -23,8 +23,8 @@ pub mod writer;
 
 pub use code::Code;
 pub use command::{Command, ParseRejection, Payload, COMMAND_TYPES};
-pub use follow::{spawn_follower, DEFAULT_POLL_INTERVAL};
 pub use decide::{cst_date, decide, parse_amount, Decision, FINANCE_UNIT};
+pub use follow::{spawn_follower, DEFAULT_POLL_INTERVAL};
 pub use outcome::Outcome;
 pub use writer::{
     catch_up, system_clock, Clock, Ledger, LedgerError, Metrics, Pending, SubmitError,
