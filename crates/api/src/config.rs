@@ -38,6 +38,10 @@ pub struct Config {
     /// at `/v1/checkpoint`; none means no checkpoint is served.
     #[serde(default)]
     pub checkpoint_key: Option<PathBuf>,
+    /// How often (ms) the service compares the store's head with what it serves, to follow
+    /// other server processes on the same ledger when a notification was lost (default 1000).
+    #[serde(default)]
+    pub follow_interval_ms: Option<u64>,
     #[serde(default)]
     pub principals: Vec<Principal>,
 }

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Sign checkpoints with this key file (from `fundledger keygen`) and serve them
     #[arg(long, value_name = "FILE")]
     pub checkpoint_key: Option<PathBuf>,
+    /// Poll the store's head this often (ms) to follow other server processes on the same
+    /// ledger when a notification was missed (PostgreSQL notifies at once; default 1000)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub follow_interval_ms: Option<u64>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -62,6 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             listen: None,
             store: None,
             checkpoint_key: None,
+            follow_interval_ms: None,
             principals: Vec::new(),
         },
     };
@@ -135,6 +140,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(ledger.clone(), store.clone(), principals)
         .context("the principals are not valid")?;
     let checkpoints = key.map(|key| tokio::spawn(sign_checkpoints(state.clone(), key)));
+    let follow_interval = args
+        .follow_interval_ms
+        .or(config.follow_interval_ms)
+        .map_or(
+            fundledger_ledger::DEFAULT_POLL_INTERVAL,
+            Duration::from_millis,
+        );
+    // Other processes may write this ledger too (DESIGN §3): keep the reads fresh.
+    let follower =
+        fundledger_ledger::spawn_follower(ledger.clone(), store.clone(), follow_interval);
 
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -152,7 +167,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         print_demo_tokens(&address, tokens);
     }
     let served = fundledger_api::serve(listener, state, shutdown_signal()).await;
-    // The writer stops once every handle is gone: stop the checkpoint task first.
+    // The writer stops once every handle is gone: stop the tasks that hold one first.
+    follower.abort();
+    let _ = follower.await;
     if let Some(task) = checkpoints {
         task.abort();
         let _ = task.await;
