@@ -380,3 +380,71 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
         rest = &rest[size + 2..];
     }
 }
+
+// Added for the crash test (`crash.rs`); the functions above are shared and stay as they are.
+
+impl Server {
+    /// Sends SIGKILL — the process gets no chance to finish a request, a batch or a
+    /// transaction — and reaps it. Returns the exit status (killed by signal 9).
+    pub fn kill_hard(&mut self) -> ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("the server has stopped"));
+        // On Unix, `Child::kill` is SIGKILL.
+        child
+            .kill()
+            .unwrap_or_else(|error| panic!("cannot SIGKILL fundledger serve: {error}"));
+        child
+            .wait()
+            .unwrap_or_else(|error| panic!("cannot reap fundledger serve: {error}"))
+    }
+
+    /// The demo token of the principal `id` (e.g. `fin.wang`, `applicant.tianshu`).
+    pub fn token_of(&self, id: &str) -> &DemoToken {
+        self.tokens
+            .iter()
+            .find(|t| t.id == id)
+            .unwrap_or_else(|| panic!("no demo token for {id}: {:?}", self.tokens))
+    }
+}
+
+/// Like [`request`], but a connection that fails — refused, reset, closed before the whole
+/// answer arrived, as when the service is killed mid-request — is an `Err`, not a panic.
+pub fn try_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> Result<Response, String> {
+    let mut stream =
+        TcpStream::connect(address).map_err(|error| format!("cannot connect: {error}"))?;
+    let _ = stream.set_read_timeout(Some(IO_LIMIT));
+    let _ = stream.set_write_timeout(Some(IO_LIMIT));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let content = body.map(|(_, bytes)| bytes).unwrap_or_default();
+    if let Some((content_type, _)) = body {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", content.len()));
+    let mut message = head.into_bytes();
+    message.extend_from_slice(content);
+    stream
+        .write_all(&message)
+        .map_err(|error| format!("cannot send: {error}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|error| format!("cannot read the answer: {error}"))?;
+    parse_response(&raw).ok_or_else(|| {
+        format!(
+            "no whole HTTP answer ({} bytes): {}",
+            raw.len(),
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
