@@ -937,3 +937,331 @@ mod postgres {
         harness.finish().await;
     }
 }
+
+/// EventStoreDB/KurrentDB: the checks that need no SQL, on a fresh stream each, when
+/// `EVENTSTORE_URL` names a server (e.g. `esdb://127.0.0.1:2113?tls=false`; the large batch
+/// needs the server's `MaxAppendSize` at 8 MiB or more, as in `ops/kurrentdb`). Without it,
+/// every test says loudly that it did not run.
+#[cfg(feature = "eventstore")]
+mod esdb {
+    use std::io::Write;
+
+    use super::*;
+
+    /// What every EventStoreDB test prints when it cannot run; the README says the same.
+    pub(crate) const NOT_RUN: &str =
+        "EVENTSTORE_URL is not set: no EventStoreDB/KurrentDB server can be installed on these \
+         machines, so the EventStoreDB conformance suite was NOT run";
+
+    fn server_url() -> Option<String> {
+        std::env::var("EVENTSTORE_URL")
+            .ok()
+            .map(|url| url.trim().to_string())
+            .filter(|url| !url.is_empty())
+    }
+
+    /// A line on the test process's stderr that `cargo test` shows even when the test passes
+    /// (libtest captures `eprintln!`, not direct writes).
+    fn say_not_run(test: &str) {
+        let _ = writeln!(std::io::stderr(), "\nNOT RUN {test}: {NOT_RUN}");
+    }
+
+    /// `server` with `stream=NAME` added.
+    fn with_stream(server: &str, stream: &str) -> String {
+        let separator = if server.contains('?') { '&' } else { '?' };
+        format!("{server}{separator}stream={stream}")
+    }
+
+    fn fresh_stream() -> String {
+        format!("fundledger-conformance-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// A raw client on the same server, to look at and meddle with the stream behind the
+    /// store's back.
+    fn raw_client(server: &str) -> ::eventstore::Client {
+        let server = server
+            .replacen("kurrentdb+discover://", "esdb+discover://", 1)
+            .replacen("kurrentdb://", "esdb://", 1);
+        let settings: ::eventstore::ClientSettings = server
+            .parse()
+            .expect("EVENTSTORE_URL is a connection string");
+        ::eventstore::Client::new(settings).expect("a client")
+    }
+
+    async fn raw_events(server: &str, stream: &str) -> Vec<::eventstore::RecordedEvent> {
+        let client = raw_client(server);
+        let mut read = client
+            .read_stream(stream, &Default::default())
+            .await
+            .expect("the stream reads");
+        let mut events = Vec::new();
+        while let Some(event) = read.next().await.expect("the stream reads") {
+            events.extend(event.link.or(event.event));
+        }
+        events
+    }
+
+    pub(crate) struct EsdbHarness {
+        server: String,
+        stream: String,
+        url: String,
+    }
+
+    impl EsdbHarness {
+        fn on(server: &str) -> Self {
+            let stream = fresh_stream();
+            EsdbHarness {
+                server: server.to_string(),
+                url: with_stream(server, &stream),
+                stream,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Harness for EsdbHarness {
+        async fn new() -> Self {
+            match server_url() {
+                Some(server) => EsdbHarness::on(&server),
+                None => panic!("{NOT_RUN}"),
+            }
+        }
+
+        fn url(&self) -> &str {
+            &self.url
+        }
+
+        async fn exec_raw(&self, _sql: &str) -> Result<(), String> {
+            Err("EventStoreDB has no SQL".into())
+        }
+
+        async fn query_text(&self, _sql: &str) -> Result<Option<String>, String> {
+            Err("EventStoreDB has no SQL".into())
+        }
+
+        fn install_fault_sql(&self, _seq: u64) -> String {
+            String::new()
+        }
+
+        fn remove_fault_sql(&self) -> String {
+            String::new()
+        }
+
+        fn more_refused_sql(&self, _stored: &[Record]) -> Vec<(String, &'static str)> {
+            Vec::new()
+        }
+
+        async fn finish(self) {
+            // A scratch stream: soft-deleted so test runs do not pile up on the server.
+            let _ = raw_client(&self.server)
+                .delete_stream(self.stream.as_str(), &Default::default())
+                .await;
+        }
+    }
+
+    /// One test per check (in `run`, so a test may share its check's name), each on a fresh
+    /// stream; without a server, each says it did not run.
+    macro_rules! esdb_suite {
+        ($($check:ident),* $(,)?) => {
+            mod run {
+                use super::*;
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $check() {
+                        let Some(server) = server_url() else {
+                            say_not_run(concat!("esdb::", stringify!($check)));
+                            return;
+                        };
+                        let harness = EsdbHarness::on(&server);
+                        super::$check(&harness).await;
+                        harness.finish().await;
+                    }
+                )*
+            }
+        };
+    }
+
+    // The SQL-shaped checks (raw SQL, injected faults, triggers) have EventStoreDB counterparts
+    // below: the stored events, idempotent retries, truncation and foreign events.
+    esdb_suite!(
+        conflict_writes_nothing,
+        invalid_batch_writes_nothing,
+        two_appenders_race_and_exactly_one_wins,
+        many_writers_retrying_build_one_valid_chain,
+        large_batch,
+        reopen_keeps_origin_head_and_records,
+        read_pages,
+        open_existing_creates_nothing,
+        stored_events_are_the_records,
+        a_retried_append_is_idempotent,
+        a_truncated_stream_is_reported_and_fails_verification,
+        foreign_events_are_refused,
+        notifications_announce_appends_of_other_processes,
+    );
+
+    /// A subscriber hears of an append made through another store (another process).
+    async fn notifications_announce_appends_of_other_processes(harness: &EsdbHarness) {
+        let follower = create(harness.url()).await;
+        let writer = create(harness.url()).await;
+        let mut notifications = follower
+            .notifications()
+            .await
+            .unwrap()
+            .expect("EventStoreDB has notifications");
+        let written = append_ok(&*writer, 3, "a").await;
+        // A bound so a lost subscription fails the test instead of hanging it.
+        let announced = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            let mut highest = 0;
+            while highest < 3 {
+                highest = notifications
+                    .next()
+                    .await
+                    .expect("the subscription stays up");
+            }
+            highest
+        })
+        .await
+        .expect("the append was announced");
+        assert_eq!(announced, written[2].seq);
+        assert_eq!(follower.head().await.unwrap(), written[2].head());
+    }
+
+    /// The stream holds the origin event, then one event per record: type, id from the hash,
+    /// data `{"seq","prev","hash","body"}` with the body as its canonical text.
+    async fn stored_events_are_the_records(harness: &EsdbHarness) {
+        let store = create(harness.url()).await;
+        assert_eq!(store.backend(), "esdb");
+        assert_eq!(store.head().await.unwrap(), Head::empty(ORIGIN));
+        let mut all = append_ok(&*store, 3, "a").await;
+        all.extend(append_ok(&*store, 2, "b").await);
+        assert_eq!(store.read(1, 100).await.unwrap(), all);
+        assert_valid_chain(&*store).await;
+
+        let events = raw_events(&harness.server, &harness.stream).await;
+        assert_eq!(events.len(), 6, "the origin event and five records");
+        assert_eq!(events[0].revision, 0);
+        assert_eq!(events[0].event_type, "fundledger_ledger");
+        let origin: Value = serde_json::from_slice(&events[0].data).unwrap();
+        assert_eq!(origin["origin"], json!(ORIGIN));
+        for (event, record) in events[1..].iter().zip(&all) {
+            assert_eq!(event.revision, record.seq);
+            assert_eq!(event.event_type, "test");
+            assert!(event.is_json);
+            assert_eq!(event.id, crate::eventstore::event_id(&record.hash));
+            let data = std::str::from_utf8(&event.data).unwrap();
+            let canonical = String::from_utf8(jcs::canonicalize(&record.body)).unwrap();
+            assert!(
+                data.ends_with(&format!(r#","body":{canonical}}}"#)),
+                "the stored body is the hashed text: {data}"
+            );
+            assert!(data.contains("中文"), "Chinese is stored as itself: {data}");
+        }
+    }
+
+    /// The same batch on the same head again (a retry after a lost reply) writes nothing more
+    /// and answers the same head, from this process or another.
+    async fn a_retried_append_is_idempotent(harness: &EsdbHarness) {
+        let store = create(harness.url()).await;
+        let other = create(harness.url()).await;
+        let head = store.head().await.unwrap();
+        let batch = batch_on(&head, 4, "once");
+        let new_head = store.append(head, &batch).await.unwrap();
+        assert_eq!(store.append(head, &batch).await.unwrap(), new_head);
+        assert_eq!(other.append(head, &batch).await.unwrap(), new_head);
+        assert_eq!(read_all(&*store).await, batch);
+        // Another batch on the old head is a conflict, not a retry.
+        let rival = batch_on(&head, 1, "rival");
+        assert!(matches!(
+            other.append(head, &rival).await,
+            Err(StoreError::Conflict { actual, .. }) if actual == new_head
+        ));
+    }
+
+    /// An operator who truncates the stream ($tb) makes records vanish; reading says so, and
+    /// an auditor's chain check would fail on what is left.
+    async fn a_truncated_stream_is_reported_and_fails_verification(harness: &EsdbHarness) {
+        let store = create(harness.url()).await;
+        let records = append_ok(&*store, 5, "a").await;
+        let metadata = ::eventstore::StreamMetadata::builder()
+            .truncate_before(3)
+            .build();
+        raw_client(&harness.server)
+            .set_stream_metadata(harness.stream.as_str(), &Default::default(), &metadata)
+            .await
+            .expect("the test user may write stream metadata");
+        match store.read(1, 10).await {
+            Err(StoreError::Corrupt { seq: 1, reason }) => {
+                assert!(reason.contains("truncated"), "{reason}")
+            }
+            other => panic!("expected Corrupt at seq 1, got {other:?}"),
+        }
+        // What is left does not hang from the genesis: verification fails at the first record.
+        let left = store.read(3, 10).await.unwrap();
+        assert_eq!(left, records[2..].to_vec());
+        let mut verifier = ChainVerifier::new(store.origin());
+        assert!(verifier.check_record(&left[0]).is_err());
+        // A new process cannot even open the ledger: its origin event is gone.
+        assert!(matches!(
+            open_existing(harness.url()).await,
+            Err(StoreError::Backend(_))
+        ));
+    }
+
+    /// Events written behind the store's back are not records; a stream that was not made by
+    /// fundledger is not opened as a ledger.
+    async fn foreign_events_are_refused(harness: &EsdbHarness) {
+        let store = create(harness.url()).await;
+        let records = append_ok(&*store, 2, "a").await;
+        let client = raw_client(&harness.server);
+        let foreign = ::eventstore::EventData::json("test", &json!({"hello": "world"})).unwrap();
+        client
+            .append_to_stream(
+                harness.stream.as_str(),
+                &::eventstore::AppendToStreamOptions::default()
+                    .expected_revision(::eventstore::ExpectedRevision::Exact(2)),
+                foreign,
+            )
+            .await
+            .expect("the raw append goes in");
+        match store.read(1, 10).await {
+            Err(StoreError::Corrupt { seq: 3, .. }) => {}
+            other => panic!("expected Corrupt at seq 3, got {other:?}"),
+        }
+        assert_eq!(store.read(1, 2).await.unwrap(), records);
+        assert!(matches!(
+            store.head().await,
+            Err(StoreError::Corrupt { seq: 3, .. })
+        ));
+
+        let other_stream = fresh_stream();
+        let not_a_ledger = ::eventstore::EventData::json("test", &json!({"x": 1})).unwrap();
+        client
+            .append_to_stream(other_stream.as_str(), &Default::default(), not_a_ledger)
+            .await
+            .expect("the raw append goes in");
+        let url = with_stream(&harness.server, &other_stream);
+        for outcome in [open(&url, ORIGIN).await, open_existing(&url).await] {
+            match outcome {
+                Err(StoreError::Backend(message)) => {
+                    assert!(message.contains("not the origin event"), "{message}")
+                }
+                Err(other) => panic!("expected Backend, got {other:?}"),
+                Ok(_) => panic!("a foreign stream was opened as a ledger"),
+            }
+        }
+        let _ = client
+            .delete_stream(other_stream.as_str(), &Default::default())
+            .await;
+    }
+
+    /// Unlike the others, this test runs without a server: it checks that no URL means no run
+    /// and that the message says so.
+    #[test]
+    fn without_a_server_the_suite_says_it_did_not_run() {
+        assert!(NOT_RUN.contains("was NOT run"));
+        assert!(NOT_RUN.contains("no EventStoreDB/KurrentDB server can be installed"));
+        if server_url().is_none() {
+            say_not_run("esdb (the whole suite)");
+        }
+    }
+}

@@ -8,7 +8,9 @@
 //!   place is empty; [`open_existing`] opens only what is already there, for `verify` and
 //!   `export`, which must not create anything.
 //! - Backends: [`SqliteStore`] (`sqlite://PATH`, one file, the embedded default) and
-//!   [`PostgresStore`] (`postgres://…`). `esdb://` is the `eventstore` cargo feature, not built in.
+//!   [`PostgresStore`] (`postgres://…`); with the cargo feature `eventstore`,
+//!   `EventStoreDbStore` (`esdb://…` / `kurrentdb://…`, the ledger as one stream of an
+//!   EventStoreDB/KurrentDB server or cluster).
 //! - [`StoreError`] says what went wrong and what to do about it; [`testing`] makes scratch
 //!   databases for this crate's tests and for other crates' tests.
 //!
@@ -35,6 +37,8 @@ use fundledger_events::chain::{check_body, record_hash};
 use fundledger_events::{jcs, Head, Record};
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 
+#[cfg(feature = "eventstore")]
+mod eventstore;
 mod postgres;
 mod sqlite;
 pub mod testing;
@@ -42,6 +46,8 @@ pub mod testing;
 #[cfg(test)]
 mod conformance;
 
+#[cfg(feature = "eventstore")]
+pub use crate::eventstore::EventStoreDbStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -55,7 +61,9 @@ pub const ACCEPTED_URLS: &str =
     "accepted store URLs: sqlite://PATH (a relative or absolute file path, \
      e.g. sqlite://data/fundledger.db or sqlite:///var/lib/fundledger/ledger.db), \
      postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql://…), \
-     and esdb://… with the `eventstore` cargo feature";
+     and, in a build with the `eventstore` cargo feature, \
+     esdb://[USER:PASSWORD@]HOST:2113[,HOST:PORT…][?tls=false][&stream=NAME] \
+     (also esdb+discover://, kurrentdb://, kurrentdb+discover://)";
 
 /// What can go wrong in a store. Every message says what was wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,7 +179,8 @@ impl AppendNotifications {
 
 impl std::fmt::Debug for AppendNotifications {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendNotifications").finish_non_exhaustive()
+        f.debug_struct("AppendNotifications")
+            .finish_non_exhaustive()
     }
 }
 
@@ -219,6 +228,10 @@ pub async fn open(url: &str, origin_if_new: &str) -> Result<Box<dyn EventStore>,
     match parse_url(url)? {
         StoreUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open(path, origin_if_new).await?)),
         StoreUrl::Postgres(url) => Ok(Box::new(PostgresStore::open(&url, origin_if_new).await?)),
+        #[cfg(feature = "eventstore")]
+        StoreUrl::EventStore(url) => Ok(Box::new(
+            EventStoreDbStore::open(*url, origin_if_new).await?,
+        )),
     }
 }
 
@@ -228,6 +241,8 @@ pub async fn open_existing(url: &str) -> Result<Box<dyn EventStore>, StoreError>
     match parse_url(url)? {
         StoreUrl::Sqlite(path) => Ok(Box::new(SqliteStore::open_existing(path).await?)),
         StoreUrl::Postgres(url) => Ok(Box::new(PostgresStore::open_existing(&url).await?)),
+        #[cfg(feature = "eventstore")]
+        StoreUrl::EventStore(url) => Ok(Box::new(EventStoreDbStore::open_existing(*url).await?)),
     }
 }
 
@@ -236,6 +251,8 @@ pub async fn open_existing(url: &str) -> Result<Box<dyn EventStore>, StoreError>
 enum StoreUrl {
     Sqlite(std::path::PathBuf),
     Postgres(String),
+    #[cfg(feature = "eventstore")]
+    EventStore(Box<crate::eventstore::EsdbUrl>),
 }
 
 fn parse_url(url: &str) -> Result<StoreUrl, StoreError> {
@@ -257,16 +274,28 @@ fn parse_url(url: &str) -> Result<StoreUrl, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(StoreUrl::Postgres(url.to_string()));
     }
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-    if matches!(
-        scheme,
-        Some("esdb" | "esdb+discover" | "kurrentdb" | "kurrent")
-    ) {
-        return Err(StoreError::BadUrl(format!(
-            "{url:?}: the EventStoreDB/KurrentDB backend is the cargo feature `eventstore`, which \
-             is not built into this binary; use sqlite://PATH or postgres://…, or a build with \
-             that feature"
-        )));
+    #[cfg(feature = "eventstore")]
+    {
+        if crate::eventstore::is_esdb_url(url) {
+            return crate::eventstore::parse_url(url)
+                .map(|url| StoreUrl::EventStore(Box::new(url)));
+        }
+    }
+    #[cfg(not(feature = "eventstore"))]
+    {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if matches!(
+            scheme,
+            Some("esdb" | "esdb+discover" | "kurrentdb" | "kurrentdb+discover" | "kurrent")
+        ) {
+            return Err(StoreError::BadUrl(format!(
+                "{:?}: the EventStoreDB/KurrentDB backend is the cargo feature `eventstore`, \
+                 which is not built into this binary: rebuild with `--features eventstore` \
+                 (e.g. `cargo build --release --features eventstore`), or use sqlite://PATH \
+                 or postgres://…",
+                redact_url(url)
+            )));
+        }
     }
     let shown: String = url.chars().take(120).collect();
     Err(StoreError::BadUrl(format!(
@@ -462,7 +491,6 @@ mod tests {
             ),
             ("sqlite://", Err("names no file")),
             ("sqlite://:memory:", Err("in-memory")),
-            ("esdb://localhost:2113", Err("cargo feature `eventstore`")),
             ("mysql://localhost/db", Err("accepted store URLs")),
             ("", Err("accepted store URLs")),
             ("data/fundledger.db", Err("accepted store URLs")),
@@ -475,6 +503,43 @@ mod tests {
                 }
                 (other, _) => panic!("{url}: unexpected {other:?}"),
             }
+        }
+    }
+
+    #[cfg(not(feature = "eventstore"))]
+    #[test]
+    fn esdb_urls_without_the_feature_say_how_to_rebuild() {
+        for url in [
+            "esdb://admin:s3cret@localhost:2113?tls=false",
+            "kurrentdb://h1:2113,h2:2113",
+            "esdb+discover://cluster.example",
+        ] {
+            match parse_url(url) {
+                Err(StoreError::BadUrl(message)) => {
+                    assert!(message.contains("--features eventstore"), "{message}");
+                    assert!(!message.contains("s3cret"), "{message}");
+                }
+                other => panic!("{url}: expected BadUrl, got {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(feature = "eventstore")]
+    #[test]
+    fn esdb_urls_with_the_feature_go_to_the_eventstore_backend() {
+        for url in [
+            "esdb://admin:s3cret@localhost:2113?tls=false",
+            "kurrentdb://h1:2113,h2:2113?stream=ledger-2024",
+            "esdb+discover://cluster.example",
+        ] {
+            assert!(
+                matches!(parse_url(url), Ok(StoreUrl::EventStore(_))),
+                "{url}"
+            );
+        }
+        match parse_url("esdb://localhost:2113?stream=$all") {
+            Err(StoreError::BadUrl(message)) => assert!(message.contains("stream"), "{message}"),
+            other => panic!("expected BadUrl, got {other:?}"),
         }
     }
 
