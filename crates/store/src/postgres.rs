@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fundledger_events::{genesis, Hash, Head, Record};
+use futures::StreamExt;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Mutex;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use futures::StreamExt;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_postgres::{AsyncMessage, Client, Config, GenericClient, NoTls, Statement};
 
 use crate::{
@@ -343,7 +343,9 @@ async fn append_rows(
         }
     }
     // Other server processes on this ledger hear of the new head when this commits.
-    let new_seq = rows.last().map_or(expected.seq, |row| row.seq.unsigned_abs());
+    let new_seq = rows
+        .last()
+        .map_or(expected.seq, |row| row.seq.unsigned_abs());
     transaction
         .execute(&*notify, &[&new_seq.to_string()])
         .await
