@@ -19,6 +19,9 @@ use crate::writer::Ledger;
 
 /// The default fallback poll: the longest a follower's reads lag when notifications fail.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(1_000);
+/// Least time between attempts to subscribe after one failed (a hot standby refuses `LISTEN`
+/// for as long as it is a standby): polling covers the gap, and the log is not flooded.
+const RESUBSCRIBE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts following `store` for `ledger` (which must be open on the same store). Abort the
 /// returned task before [`Ledger::close`]: it holds a handle on the ledger.
@@ -31,7 +34,8 @@ pub fn spawn_follower(
 }
 
 async fn follow(ledger: Ledger, store: Arc<dyn EventStore>, poll_interval: Duration) {
-    let mut notifications = subscribe(store.as_ref()).await;
+    let mut subscriber = Subscriber::default();
+    let mut notifications = subscriber.subscribe(store.as_ref()).await;
     let mut poll = tokio::time::interval(poll_interval.max(Duration::from_millis(10)));
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -45,8 +49,8 @@ async fn follow(ledger: Ledger, store: Arc<dyn EventStore>, poll_interval: Durat
                 }
             },
             _ = poll.tick() => {
-                if notifications.is_none() {
-                    notifications = subscribe(store.as_ref()).await;
+                if notifications.is_none() && subscriber.due() {
+                    notifications = subscriber.subscribe(store.as_ref()).await;
                 }
                 match store.head().await {
                     Ok(head) => Some(head.seq),
@@ -67,12 +71,36 @@ async fn follow(ledger: Ledger, store: Arc<dyn EventStore>, poll_interval: Durat
     }
 }
 
-async fn subscribe(store: &dyn EventStore) -> Option<AppendNotifications> {
-    match store.notifications().await {
-        Ok(notifications) => notifications,
-        Err(error) => {
-            tracing::warn!(%error, "cannot subscribe to append notifications; polling the head");
-            None
+/// Subscribes, and after a failure waits [`RESUBSCRIBE_INTERVAL`] before trying again; warns
+/// once per run of failures.
+#[derive(Default)]
+struct Subscriber {
+    failed_at: Option<tokio::time::Instant>,
+}
+
+impl Subscriber {
+    fn due(&self) -> bool {
+        self.failed_at
+            .is_none_or(|failed_at| failed_at.elapsed() >= RESUBSCRIBE_INTERVAL)
+    }
+
+    async fn subscribe(&mut self, store: &dyn EventStore) -> Option<AppendNotifications> {
+        match store.notifications().await {
+            Ok(notifications) => {
+                if self.failed_at.take().is_some() && notifications.is_some() {
+                    tracing::info!("subscribed to append notifications again");
+                }
+                notifications
+            }
+            Err(error) => {
+                if self.failed_at.is_none() {
+                    tracing::warn!(%error, "cannot subscribe to append notifications; polling the head, retrying every {}s", RESUBSCRIBE_INTERVAL.as_secs());
+                } else {
+                    tracing::debug!(%error, "still cannot subscribe to append notifications");
+                }
+                self.failed_at = Some(tokio::time::Instant::now());
+                None
+            }
         }
     }
 }
