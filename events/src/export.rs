@@ -3,8 +3,17 @@
 //! [`ChainVerifier`] checks one line at a time and keeps only the running head, so verifying an
 //! export of any length takes constant memory. It needs nothing but §5: it never looks at an
 //! event's type, so it verifies exports written by any implementation.
+//!
+//! Verifying fast: [`precheck_line`] does everything about one line that does not depend on
+//! the lines before it (the record's form, the body's §5 fields, `hash = H(prev ‖ JCS(body))`)
+//! without building a `serde_json::Value`: when the body text is already canonical, which it
+//! is in every export fundledger writes, its own bytes are the bytes to hash. Lines are
+//! independent, so callers may precheck them on several threads; [`ChainVerifier::check_line_with`]
+//! then links them in order (seq, prev) and hands any line the precheck refused to the full
+//! [`ChainVerifier::check_line`], so verdicts and error messages are exactly the full check's.
 
-use crate::chain::{check_body, genesis, BodyError, Hash, Head, Record};
+use crate::chain::{check_body, genesis, record_hash, BodyError, Hash, Head, Record};
+use crate::jcs;
 use serde::{Deserialize, Serialize};
 
 /// Version number in the export's first line.
@@ -111,6 +120,117 @@ fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// What [`precheck_line`] found in a line that passed it: the record's seq, its prev and its
+/// hash, the hash already checked against `prev ‖ JCS(body)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineDigest {
+    pub seq: u64,
+    pub prev: Hash,
+    pub hash: Hash,
+}
+
+/// Checks one export line on its own, without the lines around it: everything
+/// [`ChainVerifier::check_line`] checks except that the seq follows and prev is the previous
+/// hash. That is: the line is the record object of §5, its body meets §5 with the record's
+/// seq, and its hash is `H(prev ‖ JCS(body))`.
+///
+/// The line is first read as [`record_line`] writes it (`{"seq":…,"prev":"…","hash":"…",
+/// "body":{…}}`, no whitespace) with a body that is canonical text (see
+/// [`jcs::is_canonical`]): then the body's own bytes are hashed, with no `serde_json::Value`
+/// built. Any other line is parsed and canonicalised as `check_line` does.
+///
+/// `None` means the line fails on its own, and says nothing about why: whoever gets it runs
+/// [`ChainVerifier::check_line`] on the line, which names the error.
+/// [`ChainVerifier::check_line_with`] does exactly that.
+pub fn precheck_line(line: &[u8]) -> Option<LineDigest> {
+    let text = std::str::from_utf8(trim_line_end(line)).ok()?;
+    plain_line_digest(text).or_else(|| parsed_line_digest(text))
+}
+
+/// [`precheck_line`] for a line in the form [`record_line`] writes with a canonical body.
+fn plain_line_digest(text: &str) -> Option<LineDigest> {
+    let rest = text.strip_prefix("{\"seq\":")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (seq_text, rest) = rest.split_at(digits);
+    let seq = plain_u64(seq_text)?;
+    let rest = rest.strip_prefix(",\"prev\":\"")?;
+    let prev = lowercase_hash(rest.get(..64)?)?;
+    let rest = rest.get(64..)?.strip_prefix("\",\"hash\":\"")?;
+    let hash = lowercase_hash(rest.get(..64)?)?;
+    let body = rest
+        .get(64..)?
+        .strip_prefix("\",\"body\":")?
+        .strip_suffix('}')?;
+    check_canonical_body(body, seq)?;
+    (record_hash(&prev, body.as_bytes()) == hash).then_some(LineDigest { seq, prev, hash })
+}
+
+/// [`precheck_line`] for any other line: parsed and canonicalised, as `check_line` does.
+fn parsed_line_digest(text: &str) -> Option<LineDigest> {
+    let record: Record = serde_json::from_str(text).ok()?;
+    check_body(&record.body, record.seq).ok()?;
+    (record.computed_hash() == record.hash).then_some(LineDigest {
+        seq: record.seq,
+        prev: record.prev,
+        hash: record.hash,
+    })
+}
+
+/// `Some` when `body` is one canonical object that meets §5 (as [`check_body`] decides) with
+/// `seq`; `None` when it is not, or when the plain check cannot tell.
+fn check_canonical_body(body: &str, seq: u64) -> Option<()> {
+    let mut body_seq = None;
+    let mut type_is_string = false;
+    let mut recorded_at = None;
+    let mut has_command_id = false;
+    let mut has_actor = false;
+    jcs::canonical_object_members(body, |member| match member.name {
+        b"seq" => body_seq = Some(member.value),
+        b"type" => type_is_string = member.value.first() == Some(&b'"'),
+        b"recorded_at" => recorded_at = Some(member.value),
+        b"command_id" => has_command_id = true,
+        b"actor" => has_actor = true,
+        _ => {}
+    })?;
+    let body_seq = body_seq.and_then(|text| std::str::from_utf8(text).ok());
+    if body_seq.and_then(plain_u64) != Some(seq) || !type_is_string {
+        return None;
+    }
+    // A canonical string without escapes: its text is between the quotes.
+    let recorded_at = recorded_at?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if recorded_at.contains(&b'\\') {
+        return None;
+    }
+    let recorded_at = std::str::from_utf8(recorded_at).ok()?;
+    chrono::DateTime::parse_from_rfc3339(recorded_at).ok()?;
+    (has_command_id && has_actor).then_some(())
+}
+
+/// A u64 written as serde_json reads one: digits, no leading zero.
+fn plain_u64(digits: &str) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// 64 lowercase hex digits, as [`Hash`]'s parser takes them.
+fn lowercase_hash(text: &str) -> Option<Hash> {
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = (lowercase_hex_digit(pair[0])? << 4) | lowercase_hex_digit(pair[1])?;
+    }
+    (text.len() == 64).then_some(Hash(bytes))
+}
+
+fn lowercase_hex_digit(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
 /// Checks records in seq order against the chain rules, holding only the running head.
 #[derive(Clone, Debug)]
 pub struct ChainVerifier {
@@ -165,6 +285,27 @@ impl ChainVerifier {
             })?;
         self.check_record(&record)?;
         Ok(record)
+    }
+
+    /// Checks one export line given `digest`, what [`precheck_line`] returned for this very
+    /// line: with a digest only the link remains (the seq follows, prev is the head). A line
+    /// without a digest, or whose link fails, goes to [`ChainVerifier::check_line`], so the
+    /// verdict, and the error, is always the full check's. Returns the line's record hash.
+    pub fn check_line_with(
+        &mut self,
+        line: &[u8],
+        digest: Option<&LineDigest>,
+    ) -> Result<Hash, VerifyError> {
+        if let Some(digest) = digest {
+            if digest.seq == self.head.seq + 1 && digest.prev == self.head.hash {
+                self.head = Head {
+                    seq: digest.seq,
+                    hash: digest.hash,
+                };
+                return Ok(digest.hash);
+            }
+        }
+        self.check_line(line).map(|record| record.hash)
     }
 
     /// Checks one record: its seq follows, its prev links, its body meets §5, its hash is right.
@@ -228,15 +369,42 @@ mod tests {
         lines
     }
 
-    /// Runs the verifier over `lines` and returns the first error's seq and text.
+    /// Runs the verifier over `lines` and returns the first error's seq and text: line by
+    /// line with `check_line`, and with every line prechecked first then linked by
+    /// `check_line_with`, as `fundledger verify` does; the two must agree exactly.
     fn verify(lines: &[String]) -> Result<Head, (Option<u64>, String)> {
         let fail = |error: VerifyError| (error.seq(), error.to_string());
         let header = parse_header(lines[0].as_bytes()).map_err(fail)?;
-        let mut verifier = ChainVerifier::new(&header.origin);
-        for line in &lines[1..] {
-            verifier.check_line(line.as_bytes()).map_err(fail)?;
-        }
-        Ok(verifier.head())
+        let line_by_line = (|| {
+            let mut verifier = ChainVerifier::new(&header.origin);
+            for line in &lines[1..] {
+                verifier.check_line(line.as_bytes()).map_err(fail)?;
+            }
+            Ok(verifier.head())
+        })();
+        let digests: Vec<Option<LineDigest>> = lines[1..]
+            .iter()
+            .map(|line| precheck_line(line.as_bytes()))
+            .collect();
+        let prechecked = (|| {
+            let mut verifier = ChainVerifier::new(&header.origin);
+            for (line, digest) in lines[1..].iter().zip(&digests) {
+                verifier
+                    .check_line_with(line.as_bytes(), digest.as_ref())
+                    .map_err(fail)?;
+            }
+            Ok(verifier.head())
+        })();
+        assert_eq!(
+            line_by_line, prechecked,
+            "the two ways of checking disagree"
+        );
+        line_by_line
+    }
+
+    /// A line whose body text is `body_text` verbatim, chained onto `prev` with `hash`.
+    fn raw_line(seq: u64, prev: &Hash, hash: &Hash, body_text: &str) -> String {
+        format!(r#"{{"seq":{seq},"prev":"{prev}","hash":"{hash}","body":{body_text}}}"#)
     }
 
     fn check(tamper: impl Fn(&mut Vec<String>), expect_seq: Option<u64>, expect_text: &str) {
@@ -312,6 +480,93 @@ mod tests {
             Some(3),
             "broken link",
         );
+    }
+
+    #[test]
+    fn exported_lines_take_the_plain_path() {
+        // Every line fundledger writes is in the plain form with a canonical body, so
+        // verifying it never builds a JSON value; this is what makes `verify` fast.
+        for line in &export_lines(5)[1..] {
+            let digest = plain_line_digest(line).expect("plain form");
+            assert_eq!(precheck_line(line.as_bytes()), Some(digest));
+            let record: Record = serde_json::from_str(line).expect("record line");
+            assert_eq!(
+                (digest.seq, digest.prev, digest.hash),
+                (record.seq, record.prev, record.hash)
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_in_another_form_verifies_by_its_canonical_bytes() {
+        let origin_head = Head::empty(ORIGIN);
+        // Reordered members, whitespace, a needless escape, a number with a fraction: the
+        // hash is over JCS(body), so the line verifies, on the parsed path.
+        let body_text = r#"{ "type": "test", "seq": 1, "recorded_at": "2024-06-01T09:00:00+08:00",
+            "command_id": "c\u0031", "actor": {"role": "admin", "id": "t"}, "rate": 1.50 }"#;
+        let body: serde_json::Value = serde_json::from_str(body_text).expect("JSON");
+        let hash = record_hash(&origin_head.hash, &crate::jcs::canonicalize(&body));
+        let line = raw_line(1, &origin_head.hash, &hash, &body_text.replace('\n', ""));
+        assert_eq!(plain_line_digest(&line), None);
+        let lines = vec![ExportHeader::new(ORIGIN).to_line(), line];
+        assert_eq!(verify(&lines).map(|head| head.hash), Ok(hash));
+
+        // The same line hashed over its own, non-canonical bytes is caught.
+        let wrong = record_hash(&origin_head.hash, body_text.replace('\n', "").as_bytes());
+        let line = raw_line(1, &origin_head.hash, &wrong, &body_text.replace('\n', ""));
+        let lines = vec![ExportHeader::new(ORIGIN).to_line(), line];
+        let (seq, text) = verify(&lines).expect_err("not the hash of JCS(body)");
+        assert_eq!(seq, Some(1));
+        assert!(text.contains("hash mismatch"), "{text}");
+    }
+
+    #[test]
+    fn plain_lines_that_break_a_rule_are_caught() {
+        let head = Head::empty(ORIGIN);
+        let header = ExportHeader::new(ORIGIN).to_line();
+        // Each body is canonical text; each breaks §5 (or the seq) in one way.
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"actor":{},"command_id":"c","recorded_at":"2024-06-01T09:00:00+08:00","seq":2,"type":"t"}"#,
+                "seq is 2",
+            ),
+            (
+                r#"{"actor":{},"command_id":"c","recorded_at":"yesterday","seq":1,"type":"t"}"#,
+                "RFC 3339",
+            ),
+            (
+                r#"{"actor":{},"command_id":"c","recorded_at":"2024-06-01T09:00:00+08:00","seq":1,"type":7}"#,
+                "`type` is not a string",
+            ),
+            (
+                r#"{"actor":{},"recorded_at":"2024-06-01T09:00:00+08:00","seq":1,"type":"t"}"#,
+                "no `command_id`",
+            ),
+            (
+                r#"{"command_id":"c","recorded_at":"2024-06-01T09:00:00+08:00","seq":1,"type":"t"}"#,
+                "no `actor`",
+            ),
+            (
+                r#"{"actor":{},"command_id":"c","recorded_at":"2024-06-01T09:00:00+08:00","seq":-1,"type":"t"}"#,
+                "non-negative integer",
+            ),
+        ];
+        for (body_text, expect) in cases {
+            assert!(crate::jcs::is_canonical(body_text), "{body_text}");
+            // The hash is right for the bytes: only the §5 rule can fail.
+            let hash = record_hash(&head.hash, body_text.as_bytes());
+            let lines = vec![header.clone(), raw_line(1, &head.hash, &hash, body_text)];
+            let (seq, text) = verify(&lines).expect_err(expect);
+            assert_eq!(seq, Some(1), "{text}");
+            assert!(text.contains(expect), "{text:?} should mention {expect:?}");
+        }
+        // Hashes in capitals are not hashes of §5, even though hex decodes them.
+        let lines = export_lines(1);
+        let record: Record = serde_json::from_str(&lines[1]).expect("record line");
+        let upper = lines[1].replace(&record.hash.to_hex(), &record.hash.to_hex().to_uppercase());
+        let (seq, text) = verify(&[lines[0].clone(), upper]).expect_err("uppercase hash");
+        assert_eq!(seq, Some(1));
+        assert!(text.contains("torn or invalid"), "{text}");
     }
 
     #[test]

@@ -1,15 +1,32 @@
-//! RFC 8785 JSON Canonicalization Scheme (JCS) over `serde_json::Value`.
+//! RFC 8785 JSON Canonicalization Scheme (JCS): writing the canonical bytes of a
+//! `serde_json::Value`, and recognising text that already is canonical.
 //!
 //! The bytes hashed into the chain are exactly these, so every rule here is part of the contract
 //! (DESIGN §5): object members sorted by the UTF-16 code units of their names, no whitespace,
 //! strings with the minimal escapes of ECMAScript `JSON.stringify`, and numbers formatted as
 //! ECMAScript formats an IEEE-754 double.
+//!
+//! - [`canonicalize`] / [`canonicalize_into`] write the canonical bytes of a parsed value.
+//! - [`is_canonical`] says whether JSON text is already, byte for byte, the canonical form of
+//!   the value it holds, without building that value. Verifiers use it to hash an exported
+//!   body's own bytes: when it says yes, `canonicalize(parse(text)) == text`. It answers yes
+//!   only within a plain subset (integers up to 2^53, member names without escapes, nesting up
+//!   to [`CANONICAL_DEPTH_MAX`]); anything outside it gets no, and the caller canonicalises the
+//!   parsed value instead, so "no" never means "invalid".
+
+use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
 /// The largest integer magnitude that a double holds exactly (2^53); beyond it JCS goes through
 /// the double, as any ECMAScript implementation would.
 const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+/// The deepest nesting of arrays and objects [`is_canonical`] follows. serde_json refuses
+/// text nested deeper than 128; staying well below it means that text this module calls
+/// canonical is text serde_json parses (with room for the export line's own object around a
+/// body).
+pub const CANONICAL_DEPTH_MAX: u32 = 64;
 
 /// The canonical bytes of `value`.
 pub fn canonicalize(value: &Value) -> Vec<u8> {
@@ -45,37 +62,90 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 fn write_object(out: &mut Vec<u8>, members: &Map<String, Value>) {
-    let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-    // JCS orders names by UTF-16 code units, which differs from UTF-8 byte order only when a
-    // name holds characters above U+FFFF next to characters in U+E000..U+FFFF.
-    sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
     out.push(b'{');
-    for (index, (name, item)) in sorted.into_iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
+    // serde_json's map iterates in UTF-8 byte order (or insertion order with the
+    // `preserve_order` feature, which any crate in a build can switch on). Byte order is
+    // already JCS order unless names mix characters above U+FFFF with U+E000..U+FFFF, so the
+    // sort (and its allocation) is only paid when the names are not in order already.
+    let in_order = members
+        .keys()
+        .zip(members.keys().skip(1))
+        .all(|(a, b)| utf16_cmp(a, b) == Ordering::Less);
+    if in_order {
+        for (index, (name, item)) in members.iter().enumerate() {
+            write_member(out, index, name, item);
         }
-        write_string(out, name);
-        out.push(b':');
-        write_value(out, item);
+    } else {
+        let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+        sorted.sort_by(|(a, _), (b, _)| utf16_cmp(a, b));
+        for (index, (name, item)) in sorted.into_iter().enumerate() {
+            write_member(out, index, name, item);
+        }
     }
     out.push(b'}');
+}
+
+fn write_member(out: &mut Vec<u8>, index: usize, name: &str, item: &Value) {
+    if index > 0 {
+        out.push(b',');
+    }
+    write_string(out, name);
+    out.push(b':');
+    write_value(out, item);
+}
+
+/// JCS orders names by UTF-16 code units.
+fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    byte_order(a.as_bytes(), b.as_bytes()).unwrap_or_else(|| a.encode_utf16().cmp(b.encode_utf16()))
+}
+
+/// The UTF-16 order of two UTF-8 texts when their bytes decide it, `None` when only their
+/// UTF-16 forms do. UTF-16 order is UTF-8 byte order (code point order) except between a
+/// character above U+FFFF (a surrogate pair, 0xD800.., in UTF-16) and one in U+E000..U+FFFF;
+/// in UTF-8 both start with a byte of at least 0xEE, so only a first difference at two such
+/// bytes needs the UTF-16 comparison.
+fn byte_order(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        None => Some(a.len().cmp(&b.len())),
+        Some(index) if a[index] >= 0xEE && b[index] >= 0xEE => None,
+        Some(index) => Some(a[index].cmp(&b[index])),
+    }
 }
 
 fn write_number(out: &mut Vec<u8>, number: &Number) {
     if let Some(n) = number.as_u64() {
         if n <= MAX_SAFE_INTEGER {
-            out.extend_from_slice(n.to_string().as_bytes());
+            write_integer(out, false, n);
             return;
         }
     } else if let Some(n) = number.as_i64() {
         if n.unsigned_abs() <= MAX_SAFE_INTEGER {
-            out.extend_from_slice(n.to_string().as_bytes());
+            write_integer(out, n < 0, n.unsigned_abs());
             return;
         }
     }
     // serde_json never holds NaN or infinities, so every number has a double.
     let double = number.as_f64().unwrap_or(0.0);
     write_double(out, double);
+}
+
+/// Decimal digits of an integer, without the allocation of `to_string`.
+fn write_integer(out: &mut Vec<u8>, negative: bool, mut magnitude: u64) {
+    if negative {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // The remainder is below 10, so the cast keeps it whole.
+        digits[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn write_double(out: &mut Vec<u8>, double: f64) {
@@ -92,7 +162,16 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
+    let mut index = 0;
+    while index < bytes.len() {
+        // Most text has nothing to escape: skip it a word at a time.
+        if let Some(word) = word_at(bytes, index) {
+            if !word_may_need_care(word) {
+                index += WORD_BYTES;
+                continue;
+            }
+        }
+        let byte = bytes[index];
         let escape: Option<&[u8]> = match byte {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -102,22 +181,281 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
             0x0c => Some(b"\\f"),
             0x0d => Some(b"\\r"),
             0x00..=0x1f => None,
-            _ => continue,
+            _ => {
+                index += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..index]);
         match escape {
             Some(sequence) => out.extend_from_slice(sequence),
             None => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(byte >> 4)]);
-                out.push(HEX[usize::from(byte & 0x0f)]);
+                out.push(HEX_LOWER[usize::from(byte >> 4)]);
+                out.push(HEX_LOWER[usize::from(byte & 0x0f)]);
             }
         }
-        start = index + 1;
+        index += 1;
+        start = index;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const WORD_BYTES: usize = 8;
+
+/// The 8 bytes at `index` as one little-endian word, if there are 8 left.
+#[inline]
+fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
+    let chunk: [u8; WORD_BYTES] = bytes.get(index..index + WORD_BYTES)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// Whether any byte of `word` is `"`, `\` or a control character (below 0x20): the bytes a
+/// JSON string treats specially. (The classic "has a zero byte" bit trick; it may report a
+/// byte next to a special one as well, never miss one, so callers then look byte by byte.)
+#[inline]
+fn word_may_need_care(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (zero_byte(quote) | zero_byte(backslash) | below_space) != 0
+}
+
+/// Whether `text` is, byte for byte, the canonical form of the JSON value it holds: the form
+/// [`canonicalize`] writes for that value. See the module documentation for the subset it
+/// recognises; outside it the answer is `false`, which means "canonicalise it the long way",
+/// not "invalid".
+pub fn is_canonical(text: &str) -> bool {
+    let mut scan = CanonicalScan::new(text.as_bytes());
+    scan.value(0).is_some() && scan.at_end()
+}
+
+/// A member of a canonical object: its name (which holds no escapes, so its text is the name)
+/// and its value's canonical text.
+pub(crate) struct Member<'a> {
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// The members of `text`, which must be one canonical object (as [`is_canonical`] decides),
+/// handed to `on_member` in order; `None` when `text` is not in the recognised subset.
+pub(crate) fn canonical_object_members<'a>(
+    text: &'a str,
+    on_member: impl FnMut(Member<'a>),
+) -> Option<()> {
+    let mut scan = CanonicalScan::new(text.as_bytes());
+    scan.object(1, on_member)?;
+    scan.at_end().then_some(())
+}
+
+/// A cursor over text that is valid UTF-8 (the caller holds it as `str`), checking as it goes
+/// that everything it passes is canonical. Every method returns `None` at the first byte that
+/// is not.
+struct CanonicalScan<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> CanonicalScan<'a> {
+    fn new(bytes: &'a [u8]) -> CanonicalScan<'a> {
+        CanonicalScan { bytes, pos: 0 }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    /// One value at nesting `depth` (the number of arrays and objects around it).
+    fn value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1, |_| {}),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.integer(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.bytes[self.pos..]
+            .starts_with(word)
+            .then(|| self.pos += word.len())
+    }
+
+    /// An integer as JCS writes it: no sign on zero, no leading zeros, no fraction or
+    /// exponent, magnitude at most 2^53 (beyond it JCS writes the nearest double).
+    fn integer(&mut self) -> Option<()> {
+        let negative = self.peek()? == b'-';
+        if negative {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let mut magnitude: u64 = 0;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            // 17 digits exceed 2^53; stop before u64 could overflow.
+            if self.pos - start >= 17 {
+                return None;
+            }
+            magnitude = magnitude * 10 + u64::from(digit - b'0');
+            self.pos += 1;
+        }
+        let digits = &self.bytes[start..self.pos];
+        let leading_zero = digits.len() > 1 && digits[0] == b'0';
+        let negative_zero = negative && magnitude == 0;
+        if digits.is_empty() || leading_zero || negative_zero || magnitude > MAX_SAFE_INTEGER {
+            return None;
+        }
+        // A fraction or an exponent makes it a double, whose canonical form is another matter.
+        match self.peek() {
+            Some(b'.' | b'e' | b'E') => None,
+            _ => Some(()),
+        }
+    }
+
+    /// A string with exactly the escapes JCS writes. Returns whether it held any escape.
+    fn string(&mut self) -> Option<bool> {
+        self.expect(b'"')?;
+        let mut escaped = false;
+        loop {
+            while let Some(word) = word_at(self.bytes, self.pos) {
+                if word_may_need_care(word) {
+                    break;
+                }
+                self.pos += WORD_BYTES;
+            }
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                // A raw control character is not JSON at all.
+                0x00..=0x1f => return None,
+                // Anything else stands for itself; the caller's `str` guarantees UTF-8.
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// One escape sequence, at its backslash: only the short forms JCS uses, and `\u00xx`
+    /// (lowercase hex) for the other control characters.
+    fn escape(&mut self) -> Option<()> {
+        match *self.bytes.get(self.pos + 1)? {
+            b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => {
+                self.pos += 2;
+                Some(())
+            }
+            b'u' => {
+                let digits = self.bytes.get(self.pos + 2..self.pos + 6)?;
+                let hex_value = |digit: u8| HEX_LOWER.iter().position(|&h| h == digit);
+                if digits[0] != b'0' || digits[1] != b'0' {
+                    return None;
+                }
+                let code = hex_value(digits[2])? * 16 + hex_value(digits[3])?;
+                let has_short_form = matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d);
+                if code >= 0x20 || has_short_form {
+                    return None;
+                }
+                self.pos += 6;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Option<()> {
+        if depth > CANONICAL_DEPTH_MAX {
+            return None;
+        }
+        self.expect(b'[')?;
+        if self.expect(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.value(depth)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object whose names are in strictly increasing JCS order (so also without
+    /// duplicates) and hold no escapes.
+    fn object(&mut self, depth: u32, mut on_member: impl FnMut(Member<'a>)) -> Option<()> {
+        if depth > CANONICAL_DEPTH_MAX {
+            return None;
+        }
+        self.expect(b'{')?;
+        if self.expect(b'}').is_some() {
+            return Some(());
+        }
+        let mut previous_name: Option<&'a [u8]> = None;
+        loop {
+            let name_start = self.pos + 1;
+            if self.string()? {
+                // Escaped names are rare; comparing them would need their decoded text.
+                return None;
+            }
+            let name = &self.bytes[name_start..self.pos - 1];
+            if let Some(previous) = previous_name {
+                if names_cmp(previous, name)? != Ordering::Less {
+                    return None;
+                }
+            }
+            previous_name = Some(name);
+            self.expect(b':')?;
+            let value_start = self.pos;
+            self.value(depth)?;
+            on_member(Member {
+                name,
+                value: &self.bytes[value_start..self.pos],
+            });
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// [`utf16_cmp`] of two names taken from text the caller holds as `str` (so each is UTF-8:
+/// it lies between two quotes).
+fn names_cmp(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    match byte_order(a, b) {
+        Some(order) => Some(order),
+        None => Some(utf16_cmp(
+            std::str::from_utf8(a).ok()?,
+            std::str::from_utf8(b).ok()?,
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +552,262 @@ mod tests {
         );
         check("18446744073709551615", "18446744073709552000");
         check("-9007199254740993", "-9007199254740992");
+    }
+
+    /// `is_canonical(text)` answers `expect`; when it says yes, the text must be what
+    /// `canonicalize` writes for the value it parses to.
+    fn check_canonical(text: &str, expect: bool) {
+        assert_eq!(is_canonical(text), expect, "is_canonical({text:?})");
+        if expect {
+            let value: Value = serde_json::from_str(text).expect("canonical text is JSON");
+            assert_eq!(
+                String::from_utf8(canonicalize(&value)).ok().as_deref(),
+                Some(text)
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_text_is_recognised() {
+        for text in [
+            r#"{}"#,
+            r#"[]"#,
+            r#""""#,
+            r#"0"#,
+            r#"-1"#,
+            r#"9007199254740992"#,
+            r#"-9007199254740992"#,
+            r#"[null,true,false,"a",{"a":[{}]}]"#,
+            r#"{"a":1,"b":{"c":"d"},"ba":[]}"#,
+            "\"\\u0001\\b\\t\\n\\f\\r\\\"\\\\/\u{7f}é中文\u{2028}\"",
+            "{\"1\":2,\"\u{80}\":3,\"\u{f6}\":4,\"\u{20ac}\":5,\"\u{1f600}\":6,\"\u{fb33}\":7}",
+        ] {
+            check_canonical(text, true);
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_canonicalize() {
+        for text in [
+            // Whitespace, anywhere.
+            r#" {}"#,
+            r#"{} "#,
+            r#"{"a": 1}"#,
+            r#"[1, 2]"#,
+            // Member order and duplicates.
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":1}"#,
+            // UTF-8 byte order is not UTF-16 order here.
+            "{\"\u{fb33}\":1,\"\u{1f600}\":2}",
+            // Escapes JCS does not write, or writes otherwise.
+            r#""\/""#,
+            r#""\u0041""#,
+            r#""\u000a""#,
+            r#""\u001F""#,
+            r#""\u00e9""#,
+            r#""\ud83d\ude00""#,
+            // Escaped names are outside the recognised subset, even when canonical.
+            r#"{"\n":1}"#,
+            // Numbers: only plain integers up to 2^53.
+            "1.0",
+            "1.5",
+            "1e3",
+            "-0",
+            "01",
+            "9007199254740993",
+            "-9007199254740993",
+            "123456789012345678901",
+            // Not JSON at all.
+            "",
+            "{",
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"[1,]"#,
+            r#"{"a":1,}"#,
+            "\"a\u{1}\"",
+            "\"abc",
+            "tru",
+            "nul",
+            "{}{}",
+        ] {
+            check_canonical(text, false);
+        }
+        let deep_enough = "[".repeat(64) + &"]".repeat(64);
+        check_canonical(&deep_enough, true);
+        let too_deep = "[".repeat(65) + &"]".repeat(65);
+        check_canonical(&too_deep, false);
+    }
+
+    #[test]
+    fn member_names_reach_the_visitor_in_order() {
+        let mut seen = Vec::new();
+        let text = r#"{"a":[1,{"x":2}],"b":"c\"d","c":{"y":null}}"#;
+        canonical_object_members(text, |member| {
+            seen.push((
+                String::from_utf8_lossy(member.name).into_owned(),
+                String::from_utf8_lossy(member.value).into_owned(),
+            ))
+        })
+        .expect("canonical");
+        let expect = [
+            ("a", r#"[1,{"x":2}]"#),
+            ("b", r#""c\"d""#),
+            ("c", r#"{"y":null}"#),
+        ];
+        let expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        assert_eq!(seen, expect);
+        assert!(canonical_object_members("[]", |_| {}).is_none());
+        assert!(canonical_object_members(r#"{"a":1} "#, |_| {}).is_none());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Characters that exercise escapes, multi-byte UTF-8 and the UTF-16 ordering corner.
+        fn tricky_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                prop::char::range('a', 'e'),
+                Just('"'),
+                Just('\\'),
+                Just('/'),
+                prop::char::range('\u{0}', '\u{1f}'),
+                Just('\u{7f}'),
+                Just('é'),
+                Just('中'),
+                Just('\u{2028}'),
+                Just('\u{fb33}'),
+                Just('\u{ffff}'),
+                Just('\u{1f600}'),
+                Just('\u{10000}'),
+            ]
+        }
+
+        fn tricky_string() -> impl Strategy<Value = String> {
+            prop::collection::vec(tricky_char(), 0..6).prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-(1i64 << 54)..(1i64 << 54)).prop_map(|n| json!(n)),
+                any::<u64>().prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                tricky_string().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 40, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                    prop::collection::btree_map(tricky_string(), inner, 0..5)
+                        .prop_map(|members| Value::Object(members.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Within the subset `is_canonical` recognises: no doubles, no integers past 2^53,
+        /// no member names that need escapes, not too deep.
+        fn in_subset(value: &Value, depth: u32) -> bool {
+            match value {
+                Value::Number(n) => {
+                    n.as_i64()
+                        .is_some_and(|n| n.unsigned_abs() <= MAX_SAFE_INTEGER)
+                        || n.as_u64().is_some_and(|n| n <= MAX_SAFE_INTEGER)
+                }
+                Value::Array(items) => {
+                    depth < CANONICAL_DEPTH_MAX
+                        && items.iter().all(|item| in_subset(item, depth + 1))
+                }
+                Value::Object(members) => {
+                    depth < CANONICAL_DEPTH_MAX
+                        && members.iter().all(|(name, item)| {
+                            !name.chars().any(|c| c < ' ' || c == '"' || c == '\\')
+                                && in_subset(item, depth + 1)
+                        })
+                }
+                _ => true,
+            }
+        }
+
+        /// Whether some number of `value` is written with a fraction or an exponent.
+        fn has_fraction_or_exponent(value: &Value) -> bool {
+            match value {
+                Value::Number(_) => canonicalize(value).iter().any(|b| b".eE".contains(b)),
+                Value::Array(items) => items.iter().any(has_fraction_or_exponent),
+                Value::Object(members) => members.values().any(has_fraction_or_exponent),
+                _ => false,
+            }
+        }
+
+        /// Edits that keep text JSON-like but may break canonical form.
+        fn mutate(text: &str, position: usize, edit: usize) -> String {
+            const INSERTS: &[&str] = &[
+                " ", "\n", "0", "-", ".0", "e1", "\\", "\\u0041", "\\/", ",", ":", "\"", "{}",
+                "[]", "1", "\u{1}", "é",
+            ];
+            let mut boundaries: Vec<usize> = text.char_indices().map(|(index, _)| index).collect();
+            boundaries.push(text.len());
+            let at = boundaries[position % boundaries.len()];
+            let mut out = text.to_string();
+            match edit % 3 {
+                0 => out.insert_str(at, INSERTS[(edit / 3) % INSERTS.len()]),
+                1 => {
+                    if let Some(c) = out[at..].chars().next() {
+                        out.replace_range(at..at + c.len_utf8(), "");
+                    }
+                }
+                _ => {
+                    // Swap two neighbouring characters (reorders names, digits, quotes).
+                    let mut chars: Vec<char> = out.chars().collect();
+                    let index = position % chars.len().max(1);
+                    if index + 1 < chars.len() {
+                        chars.swap(index, index + 1);
+                    }
+                    out = chars.into_iter().collect();
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn canonical_output_is_recognised_within_the_subset(value in json_value()) {
+                let text = String::from_utf8(canonicalize(&value)).expect("UTF-8");
+                // Outside the subset a value may still print as recognised text (the double
+                // -0.0 prints as 0); a_yes_is_always_right covers those.
+                if in_subset(&value, 0) {
+                    prop_assert!(is_canonical(&text), "{}", text);
+                }
+                if has_fraction_or_exponent(&value) {
+                    prop_assert!(!is_canonical(&text), "{}", text);
+                }
+            }
+
+            #[test]
+            fn a_yes_is_always_right(value in json_value(), position in any::<usize>(), edit in any::<usize>()) {
+                let text = String::from_utf8(canonicalize(&value)).expect("UTF-8");
+                for candidate in [
+                    mutate(&text, position, edit),
+                    serde_json::to_string(&value).expect("serialises"),
+                    serde_json::to_string_pretty(&value).expect("serialises"),
+                ] {
+                    if is_canonical(&candidate) {
+                        let parsed: Value = serde_json::from_str(&candidate)
+                            .map_err(|error| TestCaseError::fail(format!("{candidate:?}: {error}")))?;
+                        prop_assert_eq!(
+                            String::from_utf8(canonicalize(&parsed)).expect("UTF-8"),
+                            candidate
+                        );
+                    }
+                }
+            }
+        }
     }
 }

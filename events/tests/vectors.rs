@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use fundledger_events::{
-    genesis, jcs, parse_header, record_line, seal_batch, ChainVerifier, ExportHeader, Head,
+    genesis, jcs, parse_header, precheck_line, record_line, seal_batch, ChainVerifier,
+    ExportHeader, Head,
 };
 use serde_json::{json, Value};
 
@@ -101,6 +102,29 @@ fn committed_vectors_match() {
         verifier
             .check_line(line.as_bytes())
             .expect("committed export verifies");
+    }
+    assert_eq!(verifier.head(), records[3].head());
+
+    // And prechecked then linked, as `fundledger verify` does on several threads. Records 1-3
+    // are canonical text as exported; record 4 holds doubles and names JCS orders by UTF-16,
+    // which serde_json writes otherwise, so it is canonicalised the long way.
+    let mut lines = committed_export.lines();
+    lines.next();
+    let mut verifier = ChainVerifier::new(&header.origin);
+    for (line, record) in lines.zip(&records) {
+        let digest = precheck_line(line.as_bytes());
+        assert_eq!(digest.map(|digest| digest.hash), Some(record.hash));
+        let canonical = String::from_utf8(jcs::canonicalize(&record.body)).unwrap_or_default();
+        assert_eq!(
+            jcs::is_canonical(&canonical),
+            record.seq != 4,
+            "seq {}: {canonical}",
+            record.seq
+        );
+        let hash = verifier
+            .check_line_with(line.as_bytes(), digest.as_ref())
+            .expect("committed export verifies");
+        assert_eq!(hash, record.hash);
     }
     assert_eq!(verifier.head(), records[3].head());
 }

@@ -2,8 +2,10 @@
 //!
 //! 1. The hash chain of DESIGN §5, record by record, from the genesis of the log's origin
 //!    (`events::ChainVerifier`): it needs nothing but §5, so it verifies exports written by
-//!    any implementation. A file is read line by line as bytes, so a torn last line or a
-//!    non-UTF-8 byte is reported at its seq.
+//!    any implementation. A file is read as bytes, so a torn last line or a non-UTF-8 byte is
+//!    reported at its seq. Each line's own checks (form, §5 fields, its hash) run on every
+//!    core (`events::precheck_line`), the links between lines in order on one thread; the
+//!    first bad seq is named as a line-by-line check names it.
 //! 2. The Merkle root of DESIGN §6 over the record hashes, built while reading.
 //! 3. With `--checkpoint FILE --vkey KEY`: the checkpoint is signed by KEY, names the same
 //!    origin, and its root is the root of the log's first `size` records.
@@ -12,13 +14,17 @@
 //!    witness check. A log that shrank (rollback) or changed under the old checkpoint (fork)
 //!    fails loudly.
 //!
-//! Memory: one line (or one page of a store) at a time, and the Merkle root in O(log n)
+//! Memory: a fixed number of 4 MiB chunks of a file (or one page of a store) at a time, and
+//! the Merkle root in O(log n)
 //! ([`Frontier`]). Only `--since` keeps the whole `MerkleTree` (about 64 bytes per record),
 //! because a consistency proof needs interior nodes between the two sizes.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
@@ -26,7 +32,7 @@ use fundledger_audit::{
     check_consistent, empty_root, open_checkpoint, Checkpoint, MerkleTree, VerifierKey,
     WitnessError,
 };
-use fundledger_events::{parse_header, ChainVerifier, Hash, Head, Record};
+use fundledger_events::{parse_header, precheck_line, ChainVerifier, Hash, Head, LineDigest};
 
 use crate::failure::{self, DataError};
 use crate::frontier::Frontier;
@@ -266,7 +272,7 @@ fn read_small_text(path: &Path) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))
 }
 
-/// Verifies an export file, streaming.
+/// Verifies an export file, streaming, on every core (see [`check_file_lines`]).
 fn verify_file(path: &Path, sizes: &[u64], keep_tree: bool) -> anyhow::Result<Tally> {
     let metadata =
         std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -288,19 +294,270 @@ fn verify_file(path: &Path, sizes: &[u64], keep_tree: bool) -> anyhow::Result<Ta
     let header = parse_header(&line).map_err(|error| failure::chain_failure(COMMAND, &error))?;
     let mut verifier = ChainVerifier::new(&header.origin);
     let mut tally = Tally::new(&header.origin, sizes, keep_tree);
-    loop {
-        line.clear();
-        let next_seq = verifier.head().seq + 1;
-        if read_line(&mut reader, &mut line, next_seq).with_context(read_error)? == 0 {
-            break;
-        }
-        let record: Record = verifier
-            .check_line(&line)
-            .map_err(|error| failure::chain_failure(COMMAND, &error))?;
-        tally.add(&record.hash);
-    }
+    // What the reader took past the header is where the records start.
+    let after_header = reader.buffer().to_vec();
+    let file = reader.into_inner();
+    check_file_lines(path, file, after_header, &mut verifier, &mut tally)?;
     tally.head = verifier.head();
     Ok(tally)
+}
+
+/// Bytes per chunk of an export file: large enough that the cost of handing a chunk between
+/// threads vanishes (about 10,000 lines), small enough that the chunks in flight stay a few
+/// tens of MiB.
+const CHUNK_BYTES: usize = 4 << 20;
+/// The most precheck threads, whatever the machine reports.
+const PRECHECK_THREADS_MAX: usize = 16;
+
+/// A run of whole lines of the export (the last may lack its newline at the end of the file)
+/// and what the precheck threads found in them. Chunk buffers circulate: reader → precheck →
+/// linker → reader, so the chunks in flight — and the memory — are fixed.
+#[derive(Default)]
+struct Chunk {
+    /// Position in the file: the linker takes chunks in this order.
+    index: u64,
+    bytes: Vec<u8>,
+    lines: Vec<CheckedLine>,
+    end: ChunkEnd,
+}
+
+/// One line of a chunk (without its newline) and its precheck.
+struct CheckedLine {
+    start: usize,
+    end: usize,
+    digest: Option<LineDigest>,
+}
+
+/// What the reader met after a chunk's lines.
+#[derive(Default)]
+enum ChunkEnd {
+    /// More chunks follow.
+    #[default]
+    More,
+    /// The end of the file.
+    EndOfFile,
+    /// The next line is longer than [`LINE_BYTES_MAX`].
+    LineTooLong,
+    /// Reading failed.
+    ReadFailed(std::io::Error),
+}
+
+/// Checks every record line of an export: one thread reads chunks of whole lines, precheck
+/// threads (one per core) check each line on its own — the record's form, the body's §5
+/// fields and `hash = H(prev ‖ JCS(body))`, which depend on nothing else — and this thread
+/// links them in file order (seq follows, prev = previous hash) and builds the Merkle root.
+/// A line the precheck refused is checked again here, in order, by the full
+/// `ChainVerifier::check_line`, so the first bad seq and its message are exactly those of a
+/// line-by-line check.
+///
+/// `first_bytes` are bytes of the file at `path` already read past the header; `file`
+/// continues after them.
+fn check_file_lines(
+    path: &Path,
+    file: File,
+    first_bytes: Vec<u8>,
+    verifier: &mut ChainVerifier,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, PRECHECK_THREADS_MAX);
+    // Enough chunks that every thread has one and the reader is one ahead.
+    let chunks_in_flight = 2 * threads + 2;
+    let (free_sender, free_chunks) = mpsc::channel::<Chunk>();
+    for _ in 0..chunks_in_flight {
+        // The receiver is alive: it is in this scope.
+        let _ = free_sender.send(Chunk::default());
+    }
+    let (job_sender, jobs) = mpsc::sync_channel::<Chunk>(chunks_in_flight);
+    let jobs = Mutex::new(jobs);
+    let (done_sender, done_chunks) = mpsc::channel::<Chunk>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_chunks(file, first_bytes, free_chunks, job_sender));
+        for _ in 0..threads {
+            let done_sender = done_sender.clone();
+            let jobs = &jobs;
+            scope.spawn(move || precheck_chunks(jobs, done_sender));
+        }
+        drop(done_sender);
+        // Returning drops the linker's channel ends, so the reader and the precheck threads
+        // stop at their next send or receive, and the scope can join them.
+        link_chunks(path, done_chunks, free_sender, verifier, tally)
+    })
+}
+
+/// The reader thread: fills free chunks with whole lines, in file order, until the end of
+/// the file, a read error, a line too long, or the linker stopping.
+fn read_chunks(
+    mut file: File,
+    mut carry: Vec<u8>,
+    free_chunks: Receiver<Chunk>,
+    jobs: SyncSender<Chunk>,
+) {
+    for index in 0.. {
+        let Ok(mut chunk) = free_chunks.recv() else {
+            return;
+        };
+        chunk.index = index;
+        chunk.lines.clear();
+        chunk.bytes.clear();
+        chunk.bytes.append(&mut carry);
+        chunk.end = fill_chunk(&mut file, &mut chunk.bytes, &mut carry);
+        let last = !matches!(chunk.end, ChunkEnd::More);
+        if jobs.send(chunk).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Reads into `bytes` (which may start with the tail of the previous chunk) at least
+/// [`CHUNK_BYTES`] more, then moves the part after the last newline to `carry`, so `bytes`
+/// ends at a line's end. Reads on while there is no newline at all, up to a line of
+/// [`LINE_BYTES_MAX`].
+fn fill_chunk(file: &mut File, bytes: &mut Vec<u8>, carry: &mut Vec<u8>) -> ChunkEnd {
+    let mut searched = 0;
+    loop {
+        // read_to_end on a Take fills the spare capacity without zeroing it first.
+        let read = match file.take(CHUNK_BYTES as u64).read_to_end(bytes) {
+            Ok(read) => read,
+            Err(error) => {
+                // Lines before the failure are still checked, so an earlier bad seq is named
+                // first, as a line-by-line reader would.
+                let whole = last_newline(bytes).map_or(0, |newline| newline + 1);
+                bytes.truncate(whole);
+                return ChunkEnd::ReadFailed(error);
+            }
+        };
+        if first_line_too_long(bytes) {
+            bytes.clear();
+            return ChunkEnd::LineTooLong;
+        }
+        if read < CHUNK_BYTES {
+            // Take stops short only at the end of the file.
+            return ChunkEnd::EndOfFile;
+        }
+        if let Some(newline) = last_newline(&bytes[searched..]) {
+            let cut = searched + newline + 1;
+            carry.extend_from_slice(&bytes[cut..]);
+            bytes.truncate(cut);
+            return ChunkEnd::More;
+        }
+        searched = bytes.len();
+    }
+}
+
+/// Whether the first line of `bytes` (which starts at a line's start) is over
+/// [`LINE_BYTES_MAX`], newline not counted, as `read_line` decides for one line.
+fn first_line_too_long(bytes: &[u8]) -> bool {
+    let limit = usize::try_from(LINE_BYTES_MAX).unwrap_or(usize::MAX);
+    bytes.len() > limit && !bytes[..=limit].contains(&b'\n')
+}
+
+fn last_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().rposition(|&byte| byte == b'\n')
+}
+
+/// A precheck thread: splits each chunk into lines and prechecks every line.
+fn precheck_chunks(jobs: &Mutex<Receiver<Chunk>>, done: Sender<Chunk>) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(mut chunk) = next else {
+            return;
+        };
+        let Chunk { bytes, lines, .. } = &mut chunk;
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = find_newline(&bytes[start..]).map_or(bytes.len(), |offset| start + offset);
+            lines.push(CheckedLine {
+                start,
+                end,
+                digest: precheck_line(&bytes[start..end]),
+            });
+            start = end + 1;
+        }
+        if done.send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+/// The first `\n` in `bytes`, looking at 8 bytes at a time (lines are hundreds of bytes).
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * 0x0a);
+        if word.wrapping_sub(ONES) & !word & HIGHS != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map(|position| offset + position)
+}
+
+/// The linker: takes prechecked chunks in file order, links every line onto the chain and
+/// the Merkle frontier, and recycles the chunk to the reader.
+fn link_chunks(
+    path: &Path,
+    done_chunks: Receiver<Chunk>,
+    free_chunks: Sender<Chunk>,
+    verifier: &mut ChainVerifier,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let mut waiting: BTreeMap<u64, Chunk> = BTreeMap::new();
+    let mut next_index = 0;
+    for chunk in done_chunks {
+        waiting.insert(chunk.index, chunk);
+        while let Some(mut chunk) = waiting.remove(&next_index) {
+            next_index += 1;
+            for line in &chunk.lines {
+                let hash = verifier
+                    .check_line_with(&chunk.bytes[line.start..line.end], line.digest.as_ref())
+                    .map_err(|error| failure::chain_failure(COMMAND, &error))?;
+                tally.add(&hash);
+            }
+            match std::mem::take(&mut chunk.end) {
+                ChunkEnd::More => {}
+                ChunkEnd::EndOfFile => return Ok(()),
+                ChunkEnd::LineTooLong => return Err(line_too_long(verifier.head().seq + 1)),
+                ChunkEnd::ReadFailed(error) => {
+                    return Err(anyhow::Error::new(error)
+                        .context(format!("cannot read {}", path.display())))
+                }
+            }
+            if chunk.bytes.capacity() > 2 * CHUNK_BYTES {
+                // A very long line grew this buffer; do not keep that much for good.
+                chunk.bytes = Vec::new();
+            }
+            // The reader is gone only after the end of the file, handled above.
+            let _ = free_chunks.send(chunk);
+        }
+    }
+    bail!("internal error: a precheck thread stopped before the end of the export")
+}
+
+fn line_too_long(seq: u64) -> anyhow::Error {
+    let place = if seq == 0 {
+        "the header line".to_string()
+    } else {
+        format!("at seq {seq}")
+    };
+    failure::failed(
+        COMMAND,
+        format!(
+            "{place}: a line longer than {} MiB; not an export",
+            LINE_BYTES_MAX >> 20
+        ),
+    )
+    .into()
 }
 
 /// Reads one line, newline included, into `line`; 0 at the end of the file. A line longer
@@ -310,19 +567,7 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, seq: u64) -> anyhow:
         .take(LINE_BYTES_MAX + 1)
         .read_until(b'\n', line)?;
     if read as u64 > LINE_BYTES_MAX && line.last() != Some(&b'\n') {
-        let place = if seq == 0 {
-            "the header line".to_string()
-        } else {
-            format!("at seq {seq}")
-        };
-        return Err(failure::failed(
-            COMMAND,
-            format!(
-                "{place}: a line longer than {} MiB; not an export",
-                LINE_BYTES_MAX >> 20
-            ),
-        )
-        .into());
+        return Err(line_too_long(seq));
     }
     Ok(read)
 }
