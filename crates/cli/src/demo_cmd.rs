@@ -1,13 +1,13 @@
 //! `fundledger demo [--store URL] [--seed N]`: writes the seeded multi-year scenario of
 //! `fundledger-demo` into an empty ledger through the ordinary writer, and says what it did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, FixedOffset};
 use clap::Args;
-use fundledger_ledger::{Ledger, WriterOptions};
+use fundledger_ledger::{Ledger, WriterOptions, GENESIS_COMMAND_ID};
 
 use crate::ledger_args::LedgerArgs;
 
@@ -42,17 +42,51 @@ pub struct DemoSummary {
     pub head_seq: u64,
 }
 
-/// Writes the scenario into `ledger`, which must hold nothing but its catalogue record.
+/// Whether a demo may be written into `ledger`: true when it holds nothing but its catalogue
+/// record and commands of the scenario of `seed` — an empty ledger, or a demo that was
+/// interrupted (a killed process) and is resumed after the last step the log records (the demo
+/// runs one step at a time, so every step before that one was decided already).
+pub fn holds_only_the_demo(ledger: &Ledger, seed: u64) -> bool {
+    let snapshot = ledger.snapshot();
+    if snapshot.last_seq <= 1 {
+        return true;
+    }
+    let demo_ids: HashSet<String> = fundledger_demo::commands(seed)
+        .iter()
+        .filter_map(|command| command["command_id"].as_str().map(str::to_string))
+        .collect();
+    let only_demo = snapshot
+        .commands
+        .keys()
+        .all(|id| id == GENESIS_COMMAND_ID || demo_ids.contains(id));
+    only_demo
+}
+
+/// Writes the scenario into `ledger`, which must hold nothing but its catalogue record and
+/// (resuming an interrupted demo) commands of the same scenario.
 pub async fn populate(ledger: &Ledger, seed: u64) -> anyhow::Result<DemoSummary> {
-    let existing = ledger.snapshot().last_seq;
-    if existing > 1 {
+    if !holds_only_the_demo(ledger, seed) {
         bail!(
-            "the store already holds {existing} records; the demo writes into a new, empty ledger \
-             (choose another --store, e.g. sqlite://data/demo.db)"
+            "the store already holds {} records that are not this demo's; the demo writes into \
+             a new, empty ledger (choose another --store, e.g. sqlite://data/demo.db)",
+            ledger.snapshot().last_seq
         );
     }
     let steps = fundledger_demo::scenario(seed);
-    let run = fundledger_demo::run(ledger, &steps)
+    // Steps up to the last recorded one were decided before the interruption: the recorded
+    // ones are in the log, the others were refusals that wrote nothing (and deciding them
+    // again on a later state could answer otherwise).
+    let snapshot = ledger.snapshot();
+    let resume_at = steps
+        .iter()
+        .rposition(|step| {
+            step.command["command_id"]
+                .as_str()
+                .is_some_and(|id| snapshot.commands.contains_key(id))
+        })
+        .map_or(0, |last_recorded| last_recorded + 1);
+    drop(snapshot);
+    let run = fundledger_demo::run(ledger, &steps[resume_at..])
         .await
         .context("the demo could not be written")?;
     if let Some(drift) = run.drifted.first() {

@@ -26,6 +26,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How often the service looks whether the head moved and a new checkpoint is due: checkpoints
 /// follow batches, at most one per interval.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// `serve --demo` looks whether a store of at most this many records holds (part of) the demo
+/// and nothing else; the demo is a few hundred records.
+const DEMO_LOOK_RECORDS_MAX: u64 = 5_000;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -107,24 +110,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Printed once the listener is bound, with the address it got (`--listen 127.0.0.1:0`).
     let mut demo_tokens = None;
     if args.demo {
-        let head = store.head().await.context("cannot read the store's head")?;
-        if head.seq <= 1 {
+        let before = store
+            .head()
+            .await
+            .context("cannot read the store's head")?
+            .seq;
+        // An empty store gets the demo; a store holding part of it (a process killed while
+        // writing it) gets the rest; a store holding anything else is served as it is. Only
+        // a small ledger can be a demo, so only a small one is replayed to look.
+        let mut summary = None;
+        if before <= DEMO_LOOK_RECORDS_MAX {
             let ledger = Ledger::open(store.clone(), crate::demo_cmd::demo_writer_options()?)
                 .await
                 .context("cannot open the ledger")?;
-            let summary = crate::demo_cmd::populate(&ledger, fundledger_demo::DEFAULT_SEED).await;
+            let seed = fundledger_demo::DEFAULT_SEED;
+            if crate::demo_cmd::holds_only_the_demo(&ledger, seed) {
+                summary = Some(crate::demo_cmd::populate(&ledger, seed).await);
+            }
             ledger.close().await;
-            let summary = summary?;
-            eprintln!(
+        }
+        match summary.transpose()? {
+            Some(summary) if before <= 1 => eprintln!(
                 "demo: wrote the demo scenario ({} records) into {}",
                 summary.head_seq,
                 redact_url(&store_url)
-            );
-        } else {
-            eprintln!(
-                "demo: the store already holds {} records; serving them as they are",
-                head.seq
-            );
+            ),
+            Some(summary) if summary.head_seq > before => eprintln!(
+                "demo: resumed an interrupted demo: the store held {before} records, now {}",
+                summary.head_seq
+            ),
+            _ => eprintln!(
+                "demo: the store already holds {before} records; serving them as they are"
+            ),
         }
         let (demo, tokens) = fundledger_api::demo_principals(&fundledger_demo::demo_principals())
             .context("the demo cast")?;

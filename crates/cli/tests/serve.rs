@@ -242,3 +242,68 @@ fn a_posted_command_is_the_token_holders_and_survives_sigterm() {
         1
     );
 }
+
+/// A process killed while writing the demo leaves part of it; `serve --demo` on that store
+/// writes the rest (each demo command is idempotent by its `command_id`), and the result is
+/// byte for byte the ledger `fundledger demo` writes in one go.
+#[test]
+fn serve_demo_resumes_an_interrupted_demo() {
+    let dir = tempdir();
+    let d = dir.path();
+    let partial = format!("sqlite://{}", d.join("partial.db").display());
+    let whole = format!("sqlite://{}", d.join("whole.db").display());
+    let runtime = runtime();
+    let written_before = runtime.block_on(async {
+        let store: std::sync::Arc<dyn fundledger_store::EventStore> = std::sync::Arc::from(
+            fundledger_store::open(&partial, "fundledger.example/zhengzhou-2024-62")
+                .await
+                .unwrap_or_else(|error| panic!("{error}")),
+        );
+        // The clock `serve --demo` and `demo` use for the catalogue record.
+        let genesis = chrono::DateTime::parse_from_rfc3339("2024-05-22T09:00:00+08:00")
+            .unwrap_or_else(|error| panic!("{error}"));
+        let options = fundledger_ledger::WriterOptions {
+            clock: std::sync::Arc::new(move || genesis),
+            ..Default::default()
+        };
+        let ledger = fundledger_ledger::Ledger::open(store, options)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let steps = fundledger_demo::scenario(fundledger_demo::DEFAULT_SEED);
+        let run = fundledger_demo::run(&ledger, &steps[..steps.len() / 3])
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(run.drifted.is_empty(), "{:?}", run.drifted);
+        let written = ledger.snapshot().last_seq;
+        ledger.close().await;
+        written
+    });
+    assert!(written_before > 10, "a third of the demo is on file");
+
+    let mut server = Server::start_demo(d, &partial);
+    assert!(
+        server.stderr().contains(&format!(
+            "demo: resumed an interrupted demo: the store held {written_before} records"
+        )),
+        "{}",
+        server.stderr()
+    );
+    server.terminate();
+    fundledger(d, &["demo", "--store", &whole]).ok();
+    let resumed = fundledger(d, &["export", "--store", &partial]).ok().stdout;
+    let in_one_go = fundledger(d, &["export", "--store", &whole]).ok().stdout;
+    assert!(resumed.lines().count() > written_before as usize + 1);
+    assert!(
+        resumed == in_one_go,
+        "the resumed demo differs from the demo written in one go"
+    );
+
+    // A complete demo is served as it is: nothing more is written.
+    let mut again = Server::start_demo(d, &partial);
+    assert!(
+        again.stderr().contains("demo: the store already holds"),
+        "{}",
+        again.stderr()
+    );
+    again.terminate();
+}
