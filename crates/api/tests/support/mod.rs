@@ -355,3 +355,43 @@ pub async fn all_events(app: &Router) -> Vec<Value> {
     assert_eq!(reply.status, StatusCode::OK);
     reply.json().as_array().cloned().unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Appended for hostile.rs: a government officer's token, so that every command type has a
+// principal allowed to send it (endorse_application needs role government).
+
+pub const GOVERNMENT: &str = "tok-gov-szf";
+
+/// [`principals`] plus a government officer (`gov.szf`, token [`GOVERNMENT`]).
+pub fn principals_with_government() -> Vec<Principal> {
+    let mut all = principals();
+    all.push(principal(
+        "gov.szf",
+        Role::Government,
+        Some("市人民政府"),
+        None,
+        GOVERNMENT,
+    ));
+    all
+}
+
+/// Like [`harness`] (fixed clock, default limits, plain SQLite) with these principals.
+pub async fn harness_with(principals: Vec<Principal>) -> Harness {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store: Arc<dyn EventStore> = Arc::new(
+        SqliteStore::open(dir.path().join("ledger.db"), ORIGIN)
+            .await
+            .expect("a SQLite store"),
+    );
+    let ledger = Ledger::open(store.clone(), fixed_options())
+        .await
+        .expect("the ledger opens");
+    let state = AppState::new(ledger.clone(), store, principals).expect("valid principals");
+    Harness {
+        app: app(state.clone()),
+        state,
+        ledger,
+        gate: None,
+        _dir: dir,
+    }
+}
