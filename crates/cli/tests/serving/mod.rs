@@ -448,3 +448,79 @@ pub fn try_request(
         )
     })
 }
+
+// Added for the authorization matrix (`authz_matrix.rs`); the functions above stay as they are.
+
+impl Server {
+    /// Starts `fundledger serve --config CONFIG --store STORE --listen 127.0.0.1:0` in `dir`
+    /// (principals from the config file, no demo) and waits until it says where it listens.
+    pub fn start_with_config(dir: &Path, config: &Path, store: &str) -> Server {
+        let config = config
+            .to_str()
+            .unwrap_or_else(|| panic!("test paths are UTF-8: {}", config.display()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+            .args([
+                "serve",
+                "--config",
+                config,
+                "--store",
+                store,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(dir)
+            .env_remove("FUNDLEDGER_STORE")
+            .env_remove("FUNDLEDGER_ORIGIN")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start fundledger serve: {error}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready, lines) = mpsc::channel();
+        if let Some(pipe) = child.stdout.take() {
+            drain(pipe, stdout.clone(), ready.clone());
+        }
+        if let Some(pipe) = child.stderr.take() {
+            drain(pipe, stderr.clone(), ready);
+        }
+        let mut server = Server {
+            child: Some(child),
+            address: String::new(),
+            tokens: Vec::new(),
+            dashboard_url: String::new(),
+            stdout,
+            stderr,
+        };
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            let address = server.stderr().lines().find_map(|line| {
+                let rest = line.strip_prefix("fundledger: serving ")?;
+                let url = rest.rsplit_once(" on http://")?.1;
+                Some(url.trim_end_matches('/').to_string())
+            });
+            if let Some(address) = address {
+                server.address = address;
+                return server;
+            }
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "fundledger serve exited ({status}) before it was ready\nstderr:\n{}",
+                    server.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fundledger serve was not ready within {START_LIMIT:?}\nstderr:\n{}",
+                server.stderr()
+            );
+            let _ = lines.recv_timeout(Duration::from_millis(200));
+        }
+    }
+}
