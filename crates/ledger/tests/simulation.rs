@@ -14,8 +14,9 @@
 //! and a command has one result however often it is retried.
 //!
 //! `SIM_SEEDS=N` runs seeds 1..=N (default below), `SIM_SEED=S` runs seed S alone,
-//! `SIM_SEED_START=K` shifts the range (K..K+N), `SIM_THREADS=T` sets the worker threads.
-//! A failure names its seed and the command that reruns it.
+//! `SIM_SEED_START=K` shifts the range (K..K+N), `SIM_THREADS=T` sets the worker threads
+//! (default: up to 2), `SIM_TRACE=1` prints every send, append, fault and answer. A failure
+//! names its seed and the command that reruns it.
 
 mod sim;
 
@@ -191,7 +192,9 @@ fn simulated_runs_keep_every_invariant() {
     if let Some((seed, failure)) = totals.failures.first() {
         let others: Vec<u64> = totals.failures.iter().skip(1).map(|(s, _)| *s).collect();
         panic!(
-            "simulation seed {seed} failed: {failure}\nreproduce: {}\n(other failing seeds: {others:?})",
+            "simulation seed {seed} failed: {failure}\nreproduce: {}\n(with SIM_TRACE=1 in \
+             front it prints every send, append, fault and answer; other failing seeds: \
+             {others:?})",
             reproduce(*seed)
         );
     }
