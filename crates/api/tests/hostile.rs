@@ -1765,6 +1765,14 @@ impl Generator {
         let mut all = templates(&fresh);
         let index = self.rng.gen_range(0..all.len());
         let (token, mut command) = all.swap_remove(index);
+        // The id comes from the seed, not the harness's counter (which the other tests of this
+        // binary advance too), so that HOSTILE_SEED replays the very same requests.
+        let id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            self.rng.gen::<u32>(),
+            self.rng.gen::<u64>() & 0xffff_ffff_ffff
+        );
+        command["command_id"] = json!(id);
         if self.rng.gen_bool(0.05) && !self.used_ids.is_empty() {
             let reused = self.used_ids.choose(&mut self.rng).cloned();
             command["command_id"] = json!(reused);
