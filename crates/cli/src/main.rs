@@ -14,6 +14,8 @@
 //! - [`verify`]: `verify` — re-checks the hash chain of an export file or a store, builds the
 //!   Merkle root, and checks signed checkpoints (and their consistency) against it.
 //! - [`audit_cmds`]: `keygen`, `checkpoint`, `prove inclusion|consistency` (DESIGN §6).
+//! - [`bench`]: `bench write|cold-start|memory|http|verify`, the benchmarks of BENCHMARKS.md
+//!   ([`bench_verify`] holds `bench verify`).
 //! - [`store_args`]: the `--store URL` option every store-reading subcommand flattens in, and
 //!   the paged reader they share.
 //! - [`frontier`]: a Merkle root in O(log n) memory, so `verify` and `checkpoint` stay
@@ -30,6 +32,8 @@
 
 mod apply;
 mod audit_cmds;
+mod bench;
+mod bench_verify;
 mod demo_cmd;
 mod export;
 mod failure;
@@ -76,6 +80,9 @@ enum Command {
     /// Print an inclusion or consistency proof (DESIGN §6) as JSON.
     #[command(subcommand)]
     Prove(audit_cmds::ProveCommand),
+    /// Benchmarks (BENCHMARKS.md): write, cold-start, memory, http, verify.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -89,6 +96,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keygen(args) => audit_cmds::keygen(args),
         Command::Checkpoint(args) => audit_cmds::checkpoint(args).await,
         Command::Prove(command) => audit_cmds::prove(command).await,
+        Command::Bench(command) => bench::run(command).await,
     }
 }
 
