@@ -257,7 +257,9 @@ fn simulated_runs_keep_every_invariant() {
 
 #[test]
 fn a_seed_runs_the_same_every_time() {
-    for seed in [3, 77] {
+    // Different runs get differently seeded hash maps, so an order leaking from one into the
+    // schedule shows up here (as it does between processes).
+    for seed in 1..=8 {
         let first = run_seed(seed);
         let second = run_seed(seed);
         assert!(first.violations.is_empty(), "{:?}", first.violations);

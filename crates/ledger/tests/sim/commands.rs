@@ -328,12 +328,14 @@ impl Generator {
 
     fn allocate(&mut self, state: &LedgerState, today: NaiveDate) -> Value {
         // Half the time, money for an application waiting for approval, so approvals happen.
-        let waiting: Vec<(String, i32, Decimal)> = state
+        // (Sorted: the state's maps iterate in a per-process random order, a seed must not.)
+        let mut waiting: Vec<(String, i32, Decimal)> = state
             .applications
             .values()
             .filter(|app| app.status == ApplicationStatus::Reviewed)
             .map(|app| (app.measure.clone(), app.fiscal_year, app.requested))
             .collect();
+        waiting.sort();
         if !waiting.is_empty() && self.rng.chance(500) {
             let (measure, year, requested) = waiting[self.rng.index(waiting.len())].clone();
             let amount = requested * d(self.rng.range(5, 20) as i64) / d(10);

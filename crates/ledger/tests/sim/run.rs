@@ -123,6 +123,7 @@ struct Process {
 type Answer = (usize, u64, Result<Outcome, SubmitError>);
 
 struct Simulation {
+    seed: u64,
     config: SeedConfig,
     world: Arc<World>,
     rng: Rng,
@@ -160,6 +161,7 @@ impl Simulation {
         });
         let (answers, answered) = mpsc::unbounded_channel();
         Simulation {
+            seed,
             config,
             world,
             rng: root.fork("schedule"),
@@ -193,6 +195,8 @@ impl Simulation {
     }
 
     async fn run(mut self) -> RunResult {
+        self.world
+            .trace(|| format!("seed {} with {:?}", self.seed, self.config));
         // Creating the ledger (the built-in catalogue as seq 1) happens before any fault.
         for slot in 0..self.config.processes {
             self.processes.push(Process {

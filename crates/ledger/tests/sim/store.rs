@@ -464,6 +464,11 @@ impl ProcessStore {
                 appended.as_ref().map(|head| head.seq)
             )
         });
+        if std::env::var_os("SIM_TRACE").is_some_and(|level| level == "2") {
+            for record in batch {
+                self.world.trace(|| format!("  {}", record.body));
+            }
+        }
         appended
     }
 
