@@ -47,6 +47,9 @@ const TAMPER_ORIGIN: &str = "fundledger.example/zhengzhou-2024-62";
 const SMALL_RECORDS: u64 = 5;
 /// The seed of the random part of the sweep; `FUNDLEDGER_TAMPER_SEED` picks another.
 const DEFAULT_SEED: u64 = 0x6220_2405_2200_0062;
+/// One edit in this many is also verified from the first line, to check that resuming the
+/// verifier at the edited line (which the sweep does for speed) decides the same.
+const FULL_RECHECK_EVERY: usize = 16;
 /// Edits run through the binary in (a), besides the named examples.
 const BINARY_SAMPLE_ACCEPTED: usize = 40;
 const BINARY_SAMPLE_REFUSED: usize = 120;
@@ -366,14 +369,85 @@ fn rule_lines(bytes: &[u8]) -> Vec<&[u8]> {
 /// for the same characters (`\/` for '/', `\u7B2C` for `\u7b2c`). Everything else changes
 /// what is hashed or breaks the JSON. Returns `None` for the same export, else the index of
 /// the first line that differs (0 = the header, n = seq n).
-fn first_changed_line(original: &[Vec<Token>], edited: &[u8]) -> Option<usize> {
+fn first_changed_line(original: &Original, edited: &[u8]) -> Option<usize> {
     let lines = rule_lines(edited);
-    (0..original.len().max(lines.len())).find(|&index| {
-        match (original.get(index), lines.get(index)) {
+    (0..original.tokens.len().max(lines.len())).find(|&index| {
+        match (original.tokens.get(index), lines.get(index)) {
+            // Equal bytes are equal tokens; only a line that changed is taken apart.
+            (Some(_), Some(line)) if original.lines.get(index) == Some(line) => false,
             (Some(tokens_before), Some(line)) => *tokens_before != tokens(line),
             _ => true,
         }
     })
+}
+
+/// The small export taken apart once: its lines (for the rule and for the verifier), where
+/// each starts, and the verifier's head after each.
+struct Original<'a> {
+    bytes: &'a [u8],
+    lines: Vec<&'a [u8]>,
+    tokens: Vec<Vec<Token>>,
+    /// Byte offset of each line as `verify` reads them, then the file's length.
+    line_starts: Vec<usize>,
+    origin: String,
+    /// The head after the header (the genesis) and after each record line.
+    heads: Vec<Head>,
+}
+
+impl<'a> Original<'a> {
+    fn new(bytes: &'a [u8]) -> Original<'a> {
+        let lines = rule_lines(bytes);
+        let tokens = lines.iter().map(|line| tokens(line)).collect();
+        let mut line_starts = vec![0];
+        for line in read_lines(bytes) {
+            line_starts.push(line_starts.last().copied().unwrap_or(0) + line.len());
+        }
+        let origin = parse_header(lines[0])
+            .unwrap_or_else(|error| panic!("{error}"))
+            .origin;
+        let mut verifier = ChainVerifier::new(&origin);
+        let mut heads = vec![verifier.head()];
+        for line in &read_lines(bytes)[1..] {
+            verifier
+                .check_line(line)
+                .unwrap_or_else(|error| panic!("the original verifies: {error}"));
+            heads.push(verifier.head());
+        }
+        Original {
+            bytes,
+            lines,
+            tokens,
+            line_starts,
+            origin,
+            heads,
+        }
+    }
+
+    /// `verify_in_process(edited)`, without re-checking the lines before the edit: they are
+    /// the original's bytes, so the verifier reaches them in the state it did for the
+    /// original, and resumes from that head. (The test checks this against the whole run on a
+    /// sample.)
+    fn verify_edited(&self, edit: Edit, edited: &[u8]) -> Verdict {
+        let at = match edit {
+            Edit::Substitute(at, _) | Edit::Delete(at) | Edit::Insert(at, _) => at,
+        };
+        // The line holding the edited byte; an insertion at a line's start belongs to it.
+        let line = self
+            .line_starts
+            .iter()
+            .rposition(|&start| start <= at)
+            .unwrap_or(0);
+        if line == 0 {
+            return verify_in_process(edited);
+        }
+        let mut verifier = ChainVerifier::resume(&self.origin, self.heads[line - 1]);
+        for record_line in read_lines(&edited[self.line_starts[line]..]) {
+            if let Err(error) = verifier.check_line(record_line) {
+                return Verdict::Refused(error.seq(), error.to_string());
+            }
+        }
+        Verdict::Accepted(verifier.head())
+    }
 }
 
 /// What the rule expects of `verify` for an edit first changing line `changed`.
@@ -555,8 +629,13 @@ fn named_harmless_edits(bytes: &[u8]) -> Vec<(&'static str, Edit)> {
 fn every_single_byte_edit_of_a_small_export_is_found_unless_it_changes_nothing_under_section_5() {
     let small = small_export();
     let bytes = &small.bytes;
-    let original: Vec<Vec<Token>> = rule_lines(bytes).into_iter().map(tokens).collect();
-    assert_eq!(original.len() as u64, SMALL_RECORDS + 1);
+    let original = Original::new(bytes);
+    assert_eq!(original.tokens.len() as u64, SMALL_RECORDS + 1);
+    assert_eq!(original.heads.last(), Some(&small.head));
+    assert_eq!(
+        original.bytes.len(),
+        *original.line_starts.last().unwrap_or(&0)
+    );
     assert_eq!(verify_in_process(bytes), Verdict::Accepted(small.head));
 
     let seed = seed();
@@ -575,13 +654,18 @@ fn every_single_byte_edit_of_a_small_export_is_found_unless_it_changes_nothing_u
                 scope.spawn(move || {
                     edits
                         .iter()
-                        .map(|&edit| {
+                        .enumerate()
+                        .map(|(index, &edit)| {
                             let edited = edit.apply(bytes);
-                            (
-                                edit,
-                                first_changed_line(original, &edited),
-                                verify_in_process(&edited),
-                            )
+                            let verdict = original.verify_edited(edit, &edited);
+                            if index % FULL_RECHECK_EVERY == 0 {
+                                assert_eq!(
+                                    verify_in_process(&edited),
+                                    verdict,
+                                    "{edit:?}: resuming at the edited line changed the verdict"
+                                );
+                            }
+                            (edit, first_changed_line(original, &edited), verdict)
                         })
                         .collect::<Vec<_>>()
                 })
