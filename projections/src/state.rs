@@ -335,7 +335,6 @@ impl LedgerState {
             });
         }
         let actor = &body.actor;
-        let at = body.recorded_at.to_rfc3339();
         let date = business_date(body);
         match &body.event {
             Event::PolicyRegistered { catalogue, .. } => {
@@ -393,7 +392,8 @@ impl LedgerState {
                 app.approved = Some(*amount);
                 app.approved_by = Some(actor.id.clone());
                 app.approved_on = Some(date);
-                let app = app.clone();
+                // A second handle, not a copy: nothing below writes to the application.
+                let app = self.application_arc(seq, application_id)?;
                 self.claim(application_id, Claim::Add);
                 self.budgets
                     .entry((app.measure.clone(), app.fiscal_year))
@@ -407,7 +407,7 @@ impl LedgerState {
                 application_id,
                 reason,
             } => {
-                let was = self.application(seq, application_id)?.clone();
+                let was = self.application_arc(seq, application_id)?;
                 self.claim(application_id, Claim::Remove);
                 if was.status == ApplicationStatus::Approved {
                     // Revoking an approval with nothing paid releases the commitment.
@@ -422,6 +422,8 @@ impl LedgerState {
                     }
                     self.programme_release(&was, approved);
                 }
+                // Let go of the second handle first, so the write below copies nothing.
+                drop(was);
                 let app = self.application_mut(seq, application_id)?;
                 app.status = ApplicationStatus::Rejected;
                 app.reason = Some(reason.clone());
@@ -438,7 +440,7 @@ impl LedgerState {
                 let app = self.application_mut(seq, application_id)?;
                 app.paid += *amount;
                 let (measure, fiscal_year) = (app.measure.clone(), app.fiscal_year);
-                let app = app.clone();
+                let app = self.application_arc(seq, application_id)?;
                 let budget = self.budgets.entry((measure, fiscal_year)).or_default();
                 budget.committed -= *amount;
                 budget.paid += *amount;
@@ -484,7 +486,7 @@ impl LedgerState {
                 let (application_id, amount) = (payout.application_id.clone(), payout.amount);
                 let app = self.application_mut(seq, &application_id)?;
                 app.paid -= amount;
-                let app = app.clone();
+                let app = self.application_arc(seq, &application_id)?;
                 let budget = self
                     .budgets
                     .entry((app.measure.clone(), app.fiscal_year))
@@ -530,7 +532,7 @@ impl LedgerState {
                 let application_id = clawback.application_id.clone();
                 let app = self.application_mut(seq, &application_id)?;
                 app.repaid += *amount;
-                let app = app.clone();
+                let app = self.application_arc(seq, &application_id)?;
                 // Repaid money returns to the measure's budget of the award's year.
                 self.budgets
                     .entry((app.measure.clone(), app.fiscal_year))
@@ -544,7 +546,7 @@ impl LedgerState {
                     seq,
                     event_type: body.event.type_name(),
                     actor: actor.id.clone(),
-                    recorded_at: at,
+                    recorded_at: body.recorded_at.to_rfc3339(),
                 });
                 let key = (!app.priority, app.submitted_seq);
                 if app.status.is_open() {
@@ -645,10 +647,12 @@ impl LedgerState {
         }))
     }
 
-    fn application(&self, seq: u64, id: &str) -> Result<&Application, ApplyError> {
+    /// Another handle on an application (no copy). Drop it before writing to the same
+    /// application, or the write copies it.
+    fn application_arc(&self, seq: u64, id: &str) -> Result<Arc<Application>, ApplyError> {
         self.applications
             .get(id)
-            .map(Arc::as_ref)
+            .cloned()
             .ok_or_else(|| ApplyError::Unknown {
                 seq,
                 what: "application",
@@ -692,11 +696,13 @@ impl LedgerState {
             return;
         }
         let app = app.clone();
-        let provision = self
-            .policy_at(app.policy_seq)
-            .and_then(|c| c.provision(&app.provision))
-            .cloned();
-        let Some(provision) = provision else { return };
+        // The catalogue's handle, not a copy of the provision (its texts and lists).
+        let Some(catalogue) = self.policy_at(app.policy_seq).cloned() else {
+            return;
+        };
+        let Some(provision) = catalogue.provision(&app.provision) else {
+            return;
+        };
         if provision.firm_annual_cap.is_some() {
             let firm = self.firm_mut(&app.firm);
             *firm
