@@ -2,6 +2,11 @@
 //! batch on a copy of the state, seals it onto the head, appends it in one store transaction
 //! (group commit), publishes the new state, then answers every command of the batch.
 //!
+//! Deciding and appending overlap: while one batch is being appended (by a task of its own),
+//! the commands that arrive are decided as the next batch on the state the first one leaves.
+//! The next batch goes to the store only once the first is committed, and no command is
+//! answered before its own batch is committed.
+//!
 //! On an append conflict (another process moved the head) it catches up from the store and
 //! decides the whole batch again, so no cap is exceeded even with several writers on one
 //! database.
@@ -101,15 +106,6 @@ pub struct Metrics {
 /// Upper bounds (ms) of the append latency histogram.
 pub const APPEND_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
-/// A batch decided on a copy of the state: the state after it, the sealed records to append,
-/// one outcome per command, and (command type, outcome code) pairs for the metrics.
-type BatchDecision = (
-    LedgerState,
-    Vec<Record>,
-    Vec<Outcome>,
-    Vec<(&'static str, &'static str)>,
-);
-
 struct Job {
     command: Command,
     reply: oneshot::Sender<Result<Outcome, SubmitError>>,
@@ -167,6 +163,7 @@ impl Ledger {
             options,
             remembered: HashMap::new(),
             remembered_order: VecDeque::new(),
+            unsure: false,
         };
         let task = tokio::spawn(writer.run(jobs, refreshes));
         Ok(Ledger {
@@ -248,71 +245,376 @@ struct Writer {
     /// Outcomes of rejected commands that wrote nothing: command id → (digest, outcome).
     remembered: HashMap<String, (String, Outcome)>,
     remembered_order: VecDeque<String>,
+    /// An append ended in an error (not a conflict) and the catch-up after it failed too: the
+    /// append may have landed (a lost reply), so the state may lack records this process
+    /// wrote. Nothing is decided on it until a catch-up succeeds, else a retry of a command
+    /// that landed would be decided again on a state without it.
+    unsure: bool,
+}
+
+/// A batch being decided: commands are decided one by one, each on the state the ones before
+/// it left, and their records sealed onto the head they leave.
+struct Batch {
+    /// The state the batch is decided on: the published state, or the state the batch in
+    /// flight leaves.
+    base: LedgerState,
+    /// `base` with the records of this batch folded in.
+    work: LedgerState,
+    jobs: Vec<Job>,
+    records: Vec<Record>,
+    /// The body of every record in `records`, for rebuilding `work` after a failed fold.
+    bodies: Vec<EventBody>,
+    outcomes: Vec<Outcome>,
+    /// (command type, outcome code) per command, for the metrics.
+    counted: Vec<(&'static str, &'static str)>,
+    /// Rejections that record nothing, of this batch and of the batch in flight before it
+    /// (whose replies are not sent yet, so they are not remembered yet): a repeat of one of
+    /// those commands gets the same answer, as it would from the remembered rejections.
+    rejections: HashMap<String, (String, Outcome)>,
+}
+
+impl Batch {
+    fn new(base: LedgerState, rejections: HashMap<String, (String, Outcome)>) -> Batch {
+        Batch {
+            work: base.clone(),
+            base,
+            jobs: Vec::new(),
+            records: Vec::new(),
+            bodies: Vec::new(),
+            outcomes: Vec::new(),
+            counted: Vec::new(),
+            rejections,
+        }
+    }
+
+    /// The head the batch's records hang from: what the append expects the store's head to be.
+    fn expected_head(&self) -> Head {
+        Head {
+            seq: self.base.last_seq,
+            hash: self.base.last_hash,
+        }
+    }
+}
+
+/// A batch whose records are being appended by a task of their own, so that the writer can
+/// decide the next batch meanwhile (on the state this one leaves).
+struct InFlight {
+    base_seq: u64,
+    work: LedgerState,
+    jobs: Vec<Job>,
+    outcomes: Vec<Outcome>,
+    counted: Vec<(&'static str, &'static str)>,
+    rejections: HashMap<String, (String, Outcome)>,
+    records: usize,
+    started: Instant,
+    append: tokio::task::JoinHandle<Appended>,
+}
+
+/// What an append task hands back: the store's answer and how long `append` took.
+type Appended = (Result<Head, StoreError>, Duration);
+
+/// What the writer's loop waits for while a batch is in flight. A job is held inline: a wake
+/// lives for one turn of the loop, and boxing every job would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Wake {
+    Landed(Result<Appended, tokio::task::JoinError>),
+    Job(Option<Job>),
+    Refresh(Option<oneshot::Sender<()>>),
 }
 
 impl Writer {
+    /// The writer's loop: a two-stage pipeline. A batch is decided and its append handed to a
+    /// task; while the store writes it, the commands that arrive are decided as the next batch
+    /// on the state the first one leaves. The next batch is appended only once the first one
+    /// is committed (appends stay in order, each on the head the one before left), and no
+    /// command is answered before its batch is committed. If an append fails, the batch
+    /// decided behind it is decided again from what the store holds.
     async fn run(
         mut self,
         mut jobs: mpsc::Receiver<Job>,
         mut refreshes: mpsc::Receiver<oneshot::Sender<()>>,
     ) {
+        let batch_max = self.options.batch_max.max(1);
+        let mut in_flight: Option<InFlight> = None;
+        let mut next: Option<Batch> = None;
+        // Refresh requests that came while a batch was in flight: served when it lands.
+        let mut refreshes_due: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut jobs_open = true;
         let mut refresh_open = true;
         loop {
-            tokio::select! {
-                job = jobs.recv() => {
-                    let Some(first) = job else { break };
-                    let mut batch = vec![first];
-                    while batch.len() < self.options.batch_max.max(1) {
-                        match jobs.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    self.process(batch).await;
+            let Some(flight) = in_flight.as_mut() else {
+                if !jobs_open {
+                    break;
                 }
-                done = refreshes.recv(), if refresh_open => {
-                    match done {
-                        Some(done) => {
-                            if let Err(error) = self.catch_up().await {
-                                tracing::error!(%error, "catching up with the store failed");
+                tokio::select! {
+                    job = jobs.recv() => {
+                        let Some(first) = job else {
+                            jobs_open = false;
+                            continue;
+                        };
+                        let mut waiting = vec![first];
+                        while waiting.len() < batch_max {
+                            match jobs.try_recv() {
+                                Ok(job) => waiting.push(job),
+                                Err(_) => break,
                             }
-                            let _ = done.send(());
                         }
-                        None => refresh_open = false,
+                        if let Err(error) = self.ensure_caught_up().await {
+                            self.fail(waiting, error);
+                            continue;
+                        }
+                        let mut batch = Batch::new(self.state.clone(), HashMap::new());
+                        for job in waiting {
+                            self.decide_into(&mut batch, job);
+                        }
+                        in_flight = self.launch(batch).await;
+                    }
+                    done = refreshes.recv(), if refresh_open => {
+                        match done {
+                            Some(done) => {
+                                if let Err(error) = self.catch_up().await {
+                                    tracing::error!(%error, "catching up with the store failed");
+                                }
+                                let _ = done.send(());
+                            }
+                            None => refresh_open = false,
+                        }
                     }
                 }
+                continue;
+            };
+            let room = next
+                .as_ref()
+                .is_none_or(|batch| batch.jobs.len() < batch_max);
+            let wake = tokio::select! {
+                // The append first: its commands wait for their replies.
+                biased;
+                landed = &mut flight.append => Wake::Landed(landed),
+                done = refreshes.recv(), if refresh_open => Wake::Refresh(done),
+                job = jobs.recv(), if jobs_open && room => Wake::Job(job),
+            };
+            match wake {
+                Wake::Refresh(None) => refresh_open = false,
+                Wake::Refresh(Some(done)) => refreshes_due.push(done),
+                Wake::Job(None) => jobs_open = false,
+                Wake::Job(Some(job)) => {
+                    let batch = next.get_or_insert_with(|| {
+                        Batch::new(flight.work.clone(), flight.rejections.clone())
+                    });
+                    self.decide_into(batch, job);
+                }
+                Wake::Landed(landed) => {
+                    if let Some(flight) = in_flight.take() {
+                        let due = std::mem::take(&mut refreshes_due);
+                        in_flight = self.land(flight, landed, next.take(), due).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a decided batch to an append task, or answers it at once when it records nothing.
+    async fn launch(&mut self, batch: Batch) -> Option<InFlight> {
+        if batch.records.is_empty() {
+            self.finish(batch.jobs, batch.outcomes, batch.counted);
+            return None;
+        }
+        let expected = batch.expected_head();
+        let store = self.store.clone();
+        let records = batch.records;
+        let count = records.len();
+        // The task also drops the records, off the writer's path.
+        let append = tokio::spawn(async move {
+            let started = Instant::now();
+            let appended = store.append(expected, &records).await;
+            (appended, started.elapsed())
+        });
+        // Let the append start now: a task spawned from a worker waits in that worker's
+        // next-task slot, which no other worker may take, until this task yields, and the
+        // loop deciding the next batch does not yield while commands keep arriving.
+        tokio::task::yield_now().await;
+        Some(InFlight {
+            base_seq: expected.seq,
+            work: batch.work,
+            jobs: batch.jobs,
+            outcomes: batch.outcomes,
+            counted: batch.counted,
+            rejections: batch.rejections,
+            records: count,
+            started: Instant::now(),
+            append,
+        })
+    }
+
+    /// A batch's append is over: publish and answer it, serve the refresh requests that came
+    /// meanwhile, and launch the next batch; when the append failed, answer or decide again
+    /// every command of both.
+    async fn land(
+        &mut self,
+        flight: InFlight,
+        landed: Result<Appended, tokio::task::JoinError>,
+        next: Option<Batch>,
+        refreshes_due: Vec<oneshot::Sender<()>>,
+    ) -> Option<InFlight> {
+        let in_flight = self
+            .land_append(flight, landed, next, !refreshes_due.is_empty())
+            .await;
+        for done in refreshes_due {
+            let _ = done.send(());
+        }
+        in_flight
+    }
+
+    async fn land_append(
+        &mut self,
+        flight: InFlight,
+        landed: Result<Appended, tokio::task::JoinError>,
+        next: Option<Batch>,
+        refresh: bool,
+    ) -> Option<InFlight> {
+        let (landed, elapsed) = landed.unwrap_or_else(|error| {
+            (
+                Err(StoreError::Backend(format!(
+                    "the append task failed: {error}"
+                ))),
+                flight.started.elapsed(),
+            )
+        });
+        self.record_append(elapsed, flight.records);
+        match landed {
+            Ok(_) => {
+                debug_assert_eq!(
+                    flight.base_seq + flight.records as u64,
+                    flight.work.last_seq
+                );
+                self.state = flight.work;
+                self.publish();
+                self.finish(flight.jobs, flight.outcomes, flight.counted);
+                if refresh {
+                    if let Err(error) = self.catch_up().await {
+                        tracing::error!(%error, "catching up with the store failed");
+                    }
+                }
+                let batch = next?;
+                if batch.base.last_seq != self.state.last_seq {
+                    // Other processes appended: what was decided on the old head is stale.
+                    self.process_all(batch.jobs).await;
+                    return None;
+                }
+                self.launch(batch).await
+            }
+            Err(StoreError::Conflict { .. }) => {
+                // Another process moved the head: nothing of ours was written. Decide both
+                // batches again on what the store holds now.
+                self.shared
+                    .metrics
+                    .conflicts_total
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut jobs = flight.jobs;
+                jobs.extend(next.map(|batch| batch.jobs).unwrap_or_default());
+                if let Err(error) = self.catch_up().await {
+                    tracing::error!(%error, "catching up after a conflict failed");
+                    self.fail(jobs, SubmitError::Store(error.to_string()));
+                    return None;
+                }
+                self.process_all(jobs).await;
+                None
+            }
+            Err(error) => {
+                self.shared
+                    .metrics
+                    .store_errors_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "append failed");
+                // The append may have landed before the error (a lost reply): catch up so
+                // that a retry with the same command_id finds it.
+                let caught_up = self.catch_up().await;
+                if let Err(error) = &caught_up {
+                    tracing::warn!(%error, "catching up after a failed append failed too");
+                    self.unsure = true;
+                }
+                self.fail(flight.jobs, SubmitError::Store(error.to_string()));
+                // The next batch was decided on a state that may not be the store's: decide
+                // it again (or fail it too, when the store cannot even be read).
+                if let Some(batch) = next {
+                    match caught_up {
+                        Ok(()) => self.process_all(batch.jobs).await,
+                        Err(_) => self.fail(batch.jobs, SubmitError::Store(error.to_string())),
+                    }
+                }
+                None
             }
         }
     }
 
     async fn catch_up(&mut self) -> Result<(), LedgerError> {
         let before = self.state.last_seq;
-        catch_up(self.store.as_ref(), &mut self.state).await?;
+        let caught_up = catch_up(self.store.as_ref(), &mut self.state).await;
         if self.state.last_seq != before {
-            self.shared.snapshot.store(Arc::new(self.state.clone()));
+            self.publish();
         }
+        caught_up?;
+        self.unsure = false;
         Ok(())
     }
 
-    async fn process(&mut self, batch: Vec<Job>) {
+    /// After an append whose outcome is unknown, catches up before anything is decided again.
+    async fn ensure_caught_up(&mut self) -> Result<(), SubmitError> {
+        if !self.unsure {
+            return Ok(());
+        }
+        self.catch_up().await.map_err(|error| {
+            SubmitError::Store(format!(
+                "an earlier append may have landed and the store cannot be read to learn it: \
+                 {error}"
+            ))
+        })
+    }
+
+    /// Publishes the state for readers. The snapshot it replaces is dropped on the blocking
+    /// pool: freeing the map nodes the last batch replaced is work no command waits for.
+    fn publish(&self) {
+        let old = self.shared.snapshot.swap(Arc::new(self.state.clone()));
+        if Arc::strong_count(&old) == 1 {
+            drop(tokio::task::spawn_blocking(move || drop(old)));
+        }
+    }
+
+    /// Decides, appends and answers `jobs` one batch after the other, without pipelining (after
+    /// a failed append, when the state is caught up).
+    async fn process_all(&mut self, mut jobs: Vec<Job>) {
+        let batch_max = self.options.batch_max.max(1);
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(batch_max.min(jobs.len()));
+            self.process(jobs).await;
+            jobs = rest;
+        }
+    }
+
+    /// Decides, appends and answers one batch, catching up and deciding it again on conflicts.
+    async fn process(&mut self, mut jobs: Vec<Job>) {
         for _round in 0..CONFLICT_ROUNDS_MAX {
-            let (work, records, outcomes, counted) = self.decide_batch(&batch);
-            if records.is_empty() {
-                self.finish(batch, outcomes, counted);
+            if let Err(error) = self.ensure_caught_up().await {
+                self.fail(jobs, error);
                 return;
             }
-            let expected = Head {
-                seq: self.state.last_seq,
-                hash: self.state.last_hash,
-            };
+            let mut batch = Batch::new(self.state.clone(), HashMap::new());
+            for job in jobs {
+                self.decide_into(&mut batch, job);
+            }
+            if batch.records.is_empty() {
+                self.finish(batch.jobs, batch.outcomes, batch.counted);
+                return;
+            }
+            let expected = batch.expected_head();
             let started = Instant::now();
-            let appended = self.store.append(expected, &records).await;
-            self.record_append(started.elapsed(), records.len());
+            let appended = self.store.append(expected, &batch.records).await;
+            self.record_append(started.elapsed(), batch.records.len());
             match appended {
                 Ok(_) => {
-                    self.state = work;
-                    self.shared.snapshot.store(Arc::new(self.state.clone()));
-                    self.finish(batch, outcomes, counted);
+                    self.state = batch.work;
+                    self.publish();
+                    self.finish(batch.jobs, batch.outcomes, batch.counted);
                     return;
                 }
                 Err(StoreError::Conflict { .. }) => {
@@ -322,9 +624,10 @@ impl Writer {
                         .fetch_add(1, Ordering::Relaxed);
                     if let Err(error) = self.catch_up().await {
                         tracing::error!(%error, "catching up after a conflict failed");
-                        self.fail(batch, SubmitError::Store(error.to_string()));
+                        self.fail(batch.jobs, SubmitError::Store(error.to_string()));
                         return;
                     }
+                    jobs = batch.jobs;
                 }
                 Err(error) => {
                     self.shared
@@ -336,125 +639,146 @@ impl Writer {
                     // that a retry with the same command_id finds it.
                     if let Err(error) = self.catch_up().await {
                         tracing::warn!(%error, "catching up after a failed append failed too");
+                        self.unsure = true;
                     }
-                    self.fail(batch, SubmitError::Store(error.to_string()));
+                    self.fail(batch.jobs, SubmitError::Store(error.to_string()));
                     return;
                 }
             }
         }
         self.fail(
-            batch,
+            jobs,
             SubmitError::Store("the head kept moving; too many conflicts in a row".to_string()),
         );
     }
 
-    /// Decides every command of the batch on a copy of the state, sealing as it goes.
-    fn decide_batch(&self, batch: &[Job]) -> BatchDecision {
-        let mut work = self.state.clone();
-        let mut records = Vec::new();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut counted = Vec::with_capacity(batch.len());
-        // Rejections inside this batch, so a repeat within one batch is idempotent too.
-        let mut batch_rejections: HashMap<&str, (&str, Outcome)> = HashMap::new();
-        for job in batch {
-            let command = &job.command;
-            let kind = command.type_name();
-            if let Some(outcome) = replay_outcome(&work, command)
-                .or_else(|| self.remembered_outcome(command))
-                .or_else(|| {
-                    batch_rejections
-                        .get(command.command_id.as_str())
-                        .map(|(digest, outcome)| same_or_conflict(command, digest, outcome))
-                })
-            {
-                counted.push((kind, outcome.code().map_or("accepted", Code::as_str)));
-                outcomes.push(outcome);
-                continue;
-            }
-            let now = command.at.unwrap_or_else(|| (self.options.clock)());
-            let (events, outcome_code, message) = match decide(&work, command, now) {
-                Decision::Accept { events } => (events, None, None),
-                Decision::Refuse {
-                    event,
-                    code,
-                    message,
-                } => (vec![event], Some(code), Some(message)),
-                Decision::Reject { code, message } => {
-                    let outcome =
-                        Outcome::rejected(Some(&command.command_id), code, message, vec![]);
-                    batch_rejections
-                        .insert(&command.command_id, (&command.digest, outcome.clone()));
-                    counted.push((kind, code.as_str()));
-                    outcomes.push(outcome);
-                    continue;
-                }
-            };
-            let mut seqs = Vec::with_capacity(events.len());
-            let mut types = Vec::with_capacity(events.len());
-            let mut sealed_all = true;
-            let mut scratch = work.clone();
-            let mut new_records = Vec::with_capacity(events.len());
-            for event in events {
-                let body = EventBody {
-                    seq: scratch.last_seq + 1,
-                    recorded_at: now,
-                    command_id: command.command_id.clone(),
-                    command_digest: Some(command.digest.clone()),
-                    actor: command.actor.clone(),
-                    event,
-                };
-                let head = Head {
-                    seq: scratch.last_seq,
-                    hash: scratch.last_hash,
-                };
-                let sealed = Record::seal(&head, body.to_value())
-                    .map_err(|error| error.to_string())
-                    .and_then(|record| {
-                        scratch
-                            .apply_body(record.seq, record.hash, &body)
-                            .map(|()| record)
-                            .map_err(|error| error.to_string())
-                    });
-                match sealed {
-                    Ok(record) => {
-                        seqs.push(record.seq);
-                        types.push(body.event.type_name());
-                        new_records.push(record);
-                    }
-                    Err(error) => {
-                        // decide produced an event the projections cannot fold: a bug. Refuse
-                        // the command rather than record it.
-                        tracing::error!(%error, command_id = %command.command_id, "decided events do not apply");
-                        sealed_all = false;
-                        break;
-                    }
-                }
-            }
-            if !sealed_all {
-                counted.push((kind, "internal"));
-                outcomes.push(Outcome::rejected(
-                    Some(&command.command_id),
-                    Code::InvalidState,
-                    "the ledger could not record this command; it was not applied",
-                    vec![],
-                ));
-                continue;
-            }
-            work = scratch;
-            records.extend(new_records);
-            let outcome = match outcome_code {
-                None => Outcome::accepted(&command.command_id, &types, seqs),
-                Some(code) => Outcome::rejected(
-                    Some(&command.command_id),
-                    code,
-                    message.unwrap_or_default(),
-                    seqs,
-                ),
-            };
-            counted.push((kind, outcome.code().map_or("accepted", Code::as_str)));
-            outcomes.push(outcome);
+    /// Decides one command into the batch: its outcome, and its records sealed onto the
+    /// batch's head and folded into the batch's state.
+    ///
+    /// The batch's state is copied once per batch, not per command: copying it per command
+    /// would make every map write after the copy clone the path of persistent-map nodes it
+    /// touches, which costs more than the deciding itself. Should folding a decided record
+    /// ever fail (a bug: decide produced an event the projections refuse), the state is
+    /// rebuilt from the batch's base and the records of the commands before, and that one
+    /// command is refused.
+    fn decide_into(&self, batch: &mut Batch, job: Job) {
+        let command = &job.command;
+        let kind = command.type_name();
+        if let Some(outcome) = replay_outcome(&batch.work, command)
+            .or_else(|| self.remembered_outcome(command))
+            .or_else(|| {
+                batch
+                    .rejections
+                    .get(command.command_id.as_str())
+                    .map(|(digest, outcome)| same_or_conflict(command, digest, outcome))
+            })
+        {
+            batch
+                .counted
+                .push((kind, outcome.code().map_or("accepted", Code::as_str)));
+            batch.outcomes.push(outcome);
+            batch.jobs.push(job);
+            return;
         }
-        (work, records, outcomes, counted)
+        let now = command.at.unwrap_or_else(|| (self.options.clock)());
+        let (events, outcome_code, message) = match decide(&batch.work, command, now) {
+            Decision::Accept { events } => (events, None, None),
+            Decision::Refuse {
+                event,
+                code,
+                message,
+            } => (vec![event], Some(code), Some(message)),
+            Decision::Reject { code, message } => {
+                let outcome = Outcome::rejected(Some(&command.command_id), code, message, vec![]);
+                batch.rejections.insert(
+                    command.command_id.clone(),
+                    (command.digest.clone(), outcome.clone()),
+                );
+                batch.counted.push((kind, code.as_str()));
+                batch.outcomes.push(outcome);
+                batch.jobs.push(job);
+                return;
+            }
+        };
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let records_before = batch.records.len();
+        let mut failure = None;
+        for event in events {
+            let body = EventBody {
+                seq: batch.work.last_seq + 1,
+                recorded_at: now,
+                command_id: command.command_id.clone(),
+                command_digest: Some(command.digest.clone()),
+                actor: command.actor.clone(),
+                event,
+            };
+            let head = Head {
+                seq: batch.work.last_seq,
+                hash: batch.work.last_hash,
+            };
+            let work = &mut batch.work;
+            let sealed = Record::seal(&head, body.to_value())
+                .map_err(|error| error.to_string())
+                .and_then(|record| {
+                    work.apply_body(record.seq, record.hash, &body)
+                        .map(|()| record)
+                        .map_err(|error| error.to_string())
+                });
+            match sealed {
+                Ok(record) => {
+                    seqs.push(record.seq);
+                    types.push(body.event.type_name());
+                    batch.records.push(record);
+                    batch.bodies.push(body);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failure {
+            // decide produced an event the projections cannot fold: a bug. Refuse the
+            // command rather than record it, and undo what it folded.
+            tracing::error!(%error, command_id = %command.command_id, "decided events do not apply");
+            batch.records.truncate(records_before);
+            batch.bodies.truncate(records_before);
+            if !rebuild(batch) {
+                // Cannot happen (folding is deterministic), but if it did, nothing of this
+                // batch is recorded: every command of the batch that would have written a
+                // record is refused (their replies are not sent yet), and the state stays
+                // the batch's base.
+                batch.work = batch.base.clone();
+                batch.records.clear();
+                batch.bodies.clear();
+                let base_seq = batch.base.last_seq;
+                for (outcome, count) in batch.outcomes.iter_mut().zip(batch.counted.iter_mut()) {
+                    if outcome.seqs.iter().any(|seq| *seq > base_seq) {
+                        *outcome = not_recorded(outcome.command_id.as_deref());
+                        count.1 = "internal";
+                    }
+                }
+            }
+            batch.counted.push((kind, "internal"));
+            batch.outcomes.push(not_recorded(Some(&command.command_id)));
+            batch.jobs.push(job);
+            return;
+        }
+        let outcome = match outcome_code {
+            None => Outcome::accepted(&command.command_id, &types, seqs),
+            Some(code) => Outcome::rejected(
+                Some(&command.command_id),
+                code,
+                message.unwrap_or_default(),
+                seqs,
+            ),
+        };
+        batch
+            .counted
+            .push((kind, outcome.code().map_or("accepted", Code::as_str)));
+        batch.outcomes.push(outcome);
+        batch.jobs.push(job);
     }
 
     fn remembered_outcome(&self, command: &Command) -> Option<Outcome> {
@@ -530,6 +854,30 @@ impl Writer {
             }
         }
     }
+}
+
+/// Rebuilds a batch's state from its base and its records (after dropping the records of a
+/// command that did not fold); false if one of them does not fold again.
+fn rebuild(batch: &mut Batch) -> bool {
+    let mut work = batch.base.clone();
+    for (record, body) in batch.records.iter().zip(&batch.bodies) {
+        if let Err(error) = work.apply_body(record.seq, record.hash, body) {
+            tracing::error!(%error, seq = record.seq, "a record folded before does not fold again");
+            return false;
+        }
+    }
+    batch.work = work;
+    true
+}
+
+/// The answer to a command the ledger decided but could not record (a bug, logged).
+fn not_recorded(command_id: Option<&str>) -> Outcome {
+    Outcome::rejected(
+        command_id,
+        Code::InvalidState,
+        "the ledger could not record this command; it was not applied",
+        vec![],
+    )
 }
 
 /// The first outcome of a command the log already holds, or a conflict if its content differs.
