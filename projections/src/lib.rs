@@ -9,11 +9,13 @@
 //! folding incrementally. The `*_rows` methods produce the row shapes of DESIGN §8.
 //! [`invariants`] checks what must hold in every state (no cap, envelope or budget exceeded).
 
+pub mod id;
 pub mod invariants;
 pub mod rows;
 pub mod state;
 pub mod yuan;
 
+pub use id::Id;
 pub use rows::{ApplicationRow, BudgetRow, ClawbackRow, FirmRow, LabRow, PaymentRow, QueueRow};
 pub use state::{
     business_date, Application, ApplicationStatus, ApplyError, Budget, Clawback, CommandRecord,

@@ -13,6 +13,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::id::Id;
+
 /// Where an application stands. A submission refused by a rule is `Rejected` with its `code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -256,16 +258,16 @@ pub struct LedgerState {
     /// Catalogues by the seq of their `policy_registered` record.
     pub policies: OrdMap<u64, Arc<Catalogue>>,
     pub budgets: OrdMap<(String, i32), Budget>,
-    pub firms: OrdMap<String, Arc<FirmState>>,
-    pub applications: HashMap<String, Arc<Application>>,
+    pub firms: OrdMap<Id, Arc<FirmState>>,
+    pub applications: HashMap<Id, Arc<Application>>,
     pub labs: OrdMap<String, Arc<Lab>>,
     pub payouts: HashMap<String, Arc<Payout>>,
     pub clawbacks: HashMap<String, Arc<Clawback>>,
     /// Sum claimed per (provision, basis key) for caps that apply across applications.
     pub keyed_claims: HashMap<(String, String), Decimal>,
-    pub commands: HashMap<String, Arc<CommandRecord>>,
+    pub commands: HashMap<Id, Arc<CommandRecord>>,
     /// Open applications by (priority first, submission seq): the review queue.
-    pub queue: OrdMap<(bool, u64), String>,
+    pub queue: OrdMap<(bool, u64), Id>,
 }
 
 impl LedgerState {
@@ -550,23 +552,25 @@ impl LedgerState {
                 });
                 let key = (!app.priority, app.submitted_seq);
                 if app.status.is_open() {
-                    self.queue.insert(key, application_id.to_string());
+                    self.queue.insert(key, Id::from(application_id));
                 } else {
                     self.queue.remove(&key);
                 }
             }
         }
-        let entry = Arc::make_mut(self.commands.entry(body.command_id.clone()).or_insert_with(
-            || {
-                Arc::new(CommandRecord {
-                    digest: body.command_digest.clone(),
-                    seqs: Vec::new(),
-                    event_types: Vec::new(),
-                    code: None,
-                    message: None,
-                })
-            },
-        ));
+        let entry = Arc::make_mut(
+            self.commands
+                .entry(Id::from(&body.command_id))
+                .or_insert_with(|| {
+                    Arc::new(CommandRecord {
+                        digest: body.command_digest.clone(),
+                        seqs: Vec::new(),
+                        event_types: Vec::new(),
+                        code: None,
+                        message: None,
+                    })
+                }),
+        );
         entry.seqs.push(seq);
         entry.event_types.push(body.event.type_name());
         if let Event::ApplicationRefused { code, message, .. } = &body.event {
@@ -605,7 +609,7 @@ impl LedgerState {
             .unwrap_or(false);
         self.firm_mut(&facts.firm);
         self.applications.insert(
-            facts.application_id.clone(),
+            Id::from(&facts.application_id),
             Arc::new(Application {
                 application_id: facts.application_id.clone(),
                 provision: facts.provision.clone(),
@@ -637,7 +641,7 @@ impl LedgerState {
     }
 
     fn firm_mut(&mut self, firm: &Firm) -> &mut FirmState {
-        Arc::make_mut(self.firms.entry(firm.uscc.clone()).or_insert_with(|| {
+        Arc::make_mut(self.firms.entry(Id::from(&firm.uscc)).or_insert_with(|| {
             Arc::new(FirmState {
                 uscc: firm.uscc.clone(),
                 name: firm.name.clone(),
