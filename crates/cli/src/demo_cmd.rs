@@ -58,7 +58,7 @@ pub fn holds_only_the_demo(ledger: &Ledger, seed: u64) -> bool {
     let only_demo = snapshot
         .commands
         .keys()
-        .all(|id| id == GENESIS_COMMAND_ID || demo_ids.contains(id));
+        .all(|id| id == GENESIS_COMMAND_ID || demo_ids.contains(id.as_str()));
     only_demo
 }
 
