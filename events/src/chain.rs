@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
+
+use blake3::hazmat::HasherExt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -87,9 +90,19 @@ pub fn genesis(origin: &str) -> Hash {
     Hash(blake3::derive_key(GENESIS_CONTEXT, origin.as_bytes()))
 }
 
+/// The key BLAKE3 derives from [`EVENT_CONTEXT`], derived once: `derive_key` would hash the
+/// context string again for every record.
+static EVENT_CONTEXT_KEY: LazyLock<blake3::hazmat::ContextKey> =
+    LazyLock::new(|| blake3::hazmat::hash_derive_key_context(EVENT_CONTEXT));
+
+/// The BLAKE3 key of [`EVENT_CONTEXT`].
+pub(crate) fn event_context_key() -> &'static blake3::hazmat::ContextKey {
+    &EVENT_CONTEXT_KEY
+}
+
 /// `hash[n]`: BLAKE3.derive_key("fundledger event v1", prev ‖ canonical_body).
 pub fn record_hash(prev: &Hash, canonical_body: &[u8]) -> Hash {
-    let mut hasher = blake3::Hasher::new_derive_key(EVENT_CONTEXT);
+    let mut hasher = blake3::Hasher::new_from_context_key(event_context_key());
     hasher.update(&prev.0);
     hasher.update(canonical_body);
     Hash(*hasher.finalize().as_bytes())
@@ -212,4 +225,24 @@ pub fn check_body(body: &Value, expected_seq: u64) -> Result<(), BodyError> {
     field("command_id")?;
     field("actor")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_hash_is_blake3_derive_key_over_prev_and_body() {
+        let prev = genesis("fundledger.example/unit");
+        for body in [&b""[..], b"{}", &[b'x'; 1500]] {
+            let mut material = prev.0.to_vec();
+            material.extend_from_slice(body);
+            assert_eq!(
+                record_hash(&prev, body).0,
+                blake3::derive_key(EVENT_CONTEXT, &material),
+                "body of {} bytes",
+                body.len()
+            );
+        }
+    }
 }

@@ -4,16 +4,20 @@
 //! export of any length takes constant memory. It needs nothing but §5: it never looks at an
 //! event's type, so it verifies exports written by any implementation.
 //!
-//! Verifying fast: [`precheck_line`] does everything about one line that does not depend on
-//! the lines before it (the record's form, the body's §5 fields, `hash = H(prev ‖ JCS(body))`)
-//! without building a `serde_json::Value`: when the body text is already canonical, which it
-//! is in every export fundledger writes, its own bytes are the bytes to hash. Lines are
-//! independent, so callers may precheck them on several threads; [`ChainVerifier::check_line_with`]
-//! then links them in order (seq, prev) and hands any line the precheck refused to the full
+//! Verifying fast: [`precheck_line`] (and [`precheck_lines`], for a run of lines) does
+//! everything about one line that does not depend on the lines before it (the record's form,
+//! the body's §5 fields, `hash = H(prev ‖ JCS(body))`) without building a
+//! `serde_json::Value`: when the body text is already canonical, which it is in every export
+//! fundledger writes, its own bytes are the bytes to hash. Lines are independent, so callers
+//! may precheck them on several threads; [`ChainVerifier::check_line_with`] then links them in
+//! order (seq, prev) and hands any line the precheck refused to the full
 //! [`ChainVerifier::check_line`], so verdicts and error messages are exactly the full check's.
+
+use std::ops::Range;
 
 use crate::chain::{check_body, genesis, record_hash, BodyError, Hash, Head, Record};
 use crate::jcs;
+use crate::lanes::{self, Input, Mode};
 use serde::{Deserialize, Serialize};
 
 /// Version number in the export's first line.
@@ -129,6 +133,16 @@ pub struct LineDigest {
     pub hash: Hash,
 }
 
+/// One line of a run of lines (`bytes[start..end]`, without its newline) and what
+/// [`precheck_lines`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrecheckedLine {
+    pub start: usize,
+    pub end: usize,
+    /// `None`: the line fails on its own (see [`precheck_line`]).
+    pub digest: Option<LineDigest>,
+}
+
 /// Checks one export line on its own, without the lines around it: everything
 /// [`ChainVerifier::check_line`] checks except that the seq follows and prev is the previous
 /// hash. That is: the line is the record object of §5, its body meets §5 with the record's
@@ -143,31 +157,126 @@ pub struct LineDigest {
 /// [`ChainVerifier::check_line`] on the line, which names the error.
 /// [`ChainVerifier::check_line_with`] does exactly that.
 pub fn precheck_line(line: &[u8]) -> Option<LineDigest> {
-    let text = std::str::from_utf8(trim_line_end(line)).ok()?;
-    plain_line_digest(text).or_else(|| parsed_line_digest(text))
+    let line = trim_line_end(line);
+    match plain_line_at(line, 0) {
+        Some(plain) if plain.end == line.len() => {
+            let computed = record_hash(&plain.prev, &line[plain.body.clone()]);
+            plain.digest_if(computed)
+        }
+        _ => parsed_line_digest(line),
+    }
 }
 
-/// [`precheck_line`] for a line in the form [`record_line`] writes with a canonical body.
-fn plain_line_digest(text: &str) -> Option<LineDigest> {
-    let rest = text.strip_prefix("{\"seq\":")?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let (seq_text, rest) = rest.split_at(digits);
-    let seq = plain_u64(seq_text)?;
-    let rest = rest.strip_prefix(",\"prev\":\"")?;
-    let prev = lowercase_hash(rest.get(..64)?)?;
-    let rest = rest.get(64..)?.strip_prefix("\",\"hash\":\"")?;
-    let hash = lowercase_hash(rest.get(..64)?)?;
-    let body = rest
-        .get(64..)?
-        .strip_prefix("\",\"body\":")?
-        .strip_suffix('}')?;
-    check_canonical_body(body, seq)?;
-    (record_hash(&prev, body.as_bytes()) == hash).then_some(LineDigest { seq, prev, hash })
+/// [`precheck_line`] for every line of `bytes`, which holds whole lines (the last may lack
+/// its newline), appended to `out` in order. Faster than one line at a time: lines in the
+/// plain form are found without searching for their newline, and their hashes are computed
+/// several at once (the `lanes` module).
+pub fn precheck_lines(bytes: &[u8], out: &mut Vec<PrecheckedLine>) {
+    let first = out.len();
+    // Plain lines waiting for their hash: (index in `out`, the line as read).
+    let mut waiting: Vec<(usize, PlainLine)> = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let (end, digest) = match plain_line_at(bytes, start) {
+            Some(plain) => {
+                waiting.push((out.len(), plain.clone()));
+                (plain.end, None)
+            }
+            None => {
+                let end = find_newline(&bytes[start..]).map_or(bytes.len(), |at| start + at);
+                (end, parsed_line_digest(trim_line_end(&bytes[start..end])))
+            }
+        };
+        out.push(PrecheckedLine { start, end, digest });
+        start = end + 1;
+    }
+    let inputs: Vec<Input<'_>> = waiting
+        .iter()
+        .map(|(_, plain)| Input {
+            head: &plain.prev.0,
+            tail: &bytes[plain.body.clone()],
+        })
+        .collect();
+    let mut computed = vec![Hash::ZERO; inputs.len()];
+    lanes::hash_many(Mode::RecordHash, &inputs, &mut computed);
+    for ((index, plain), computed) in waiting.iter().zip(computed) {
+        debug_assert!(*index >= first);
+        out[*index].digest = plain.digest_if(computed);
+    }
+}
+
+/// A line in the form [`record_line`] writes, with a canonical body that meets §5 with the
+/// line's seq: everything checked but the hash.
+#[derive(Clone, Debug)]
+struct PlainLine {
+    seq: u64,
+    prev: Hash,
+    hash: Hash,
+    /// Where the body's text is.
+    body: Range<usize>,
+    /// Where the line ends: its newline, or the end of the bytes (a `\r` before either is
+    /// part of the line, as `trim_line_end` takes it).
+    end: usize,
+}
+
+impl PlainLine {
+    /// The digest, when `computed` (the hash of prev ‖ body) is the hash the line states.
+    fn digest_if(&self, computed: Hash) -> Option<LineDigest> {
+        (computed == self.hash).then_some(LineDigest {
+            seq: self.seq,
+            prev: self.prev,
+            hash: self.hash,
+        })
+    }
+}
+
+/// The plain line that starts at `bytes[start]`, if it is one. A plain line holds no newline
+/// before its end (JSON text in canonical form has none), so its end is found by reading it.
+fn plain_line_at(bytes: &[u8], start: usize) -> Option<PlainLine> {
+    let mut at = start;
+    let expect = |literal: &[u8], at: &mut usize| -> Option<()> {
+        bytes
+            .get(*at..)?
+            .starts_with(literal)
+            .then(|| *at += literal.len())
+    };
+    expect(b"{\"seq\":", &mut at)?;
+    let digits = bytes
+        .get(at..)?
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    let seq = plain_u64(bytes.get(at..at + digits)?)?;
+    at += digits;
+    expect(b",\"prev\":\"", &mut at)?;
+    let prev = lowercase_hash(bytes.get(at..at + 64)?)?;
+    at += 64;
+    expect(b"\",\"hash\":\"", &mut at)?;
+    let hash = lowercase_hash(bytes.get(at..at + 64)?)?;
+    at += 64;
+    expect(b"\",\"body\":", &mut at)?;
+    let body_start = at;
+    at += check_canonical_body(bytes.get(at..)?, seq)?;
+    let body = body_start..at;
+    expect(b"}", &mut at)?;
+    let end = match bytes.get(at..) {
+        Some([] | [b'\n', ..] | [b'\r'] | [b'\r', b'\n', ..]) => {
+            at + usize::from(bytes.get(at) == Some(&b'\r'))
+        }
+        _ => return None,
+    };
+    Some(PlainLine {
+        seq,
+        prev,
+        hash,
+        body,
+        end,
+    })
 }
 
 /// [`precheck_line`] for any other line: parsed and canonicalised, as `check_line` does.
-fn parsed_line_digest(text: &str) -> Option<LineDigest> {
-    let record: Record = serde_json::from_str(text).ok()?;
+fn parsed_line_digest(line: &[u8]) -> Option<LineDigest> {
+    let record: Record = serde_json::from_slice(line).ok()?;
     check_body(&record.body, record.seq).ok()?;
     (record.computed_hash() == record.hash).then_some(LineDigest {
         seq: record.seq,
@@ -176,15 +285,16 @@ fn parsed_line_digest(text: &str) -> Option<LineDigest> {
     })
 }
 
-/// `Some` when `body` is one canonical object that meets §5 (as [`check_body`] decides) with
-/// `seq`; `None` when it is not, or when the plain check cannot tell.
-fn check_canonical_body(body: &str, seq: u64) -> Option<()> {
+/// Reads the canonical object at the start of `bytes` and checks that it is a body meeting
+/// §5 (as [`check_body`] decides) with `seq`; returns its length. `None` when it is not, or
+/// when the plain check cannot tell.
+fn check_canonical_body(bytes: &[u8], seq: u64) -> Option<usize> {
     let mut body_seq = None;
     let mut type_is_string = false;
     let mut recorded_at = None;
     let mut has_command_id = false;
     let mut has_actor = false;
-    jcs::canonical_object_members(body, |member| match member.name {
+    let body_bytes = jcs::canonical_object_at(bytes, |member| match member.name {
         b"seq" => body_seq = Some(member.value),
         b"type" => type_is_string = member.value.first() == Some(&b'"'),
         b"recorded_at" => recorded_at = Some(member.value),
@@ -192,7 +302,6 @@ fn check_canonical_body(body: &str, seq: u64) -> Option<()> {
         b"actor" => has_actor = true,
         _ => {}
     })?;
-    let body_seq = body_seq.and_then(|text| std::str::from_utf8(text).ok());
     if body_seq.and_then(plain_u64) != Some(seq) || !type_is_string {
         return None;
     }
@@ -203,33 +312,120 @@ fn check_canonical_body(body: &str, seq: u64) -> Option<()> {
     }
     let recorded_at = std::str::from_utf8(recorded_at).ok()?;
     chrono::DateTime::parse_from_rfc3339(recorded_at).ok()?;
-    (has_command_id && has_actor).then_some(())
+    (has_command_id && has_actor).then_some(body_bytes)
+}
+
+/// The first `\n` in `bytes`, looking at 8 bytes at a time.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let newlines = u64::from_le_bytes(eight) ^ (ONES * u64::from(b'\n'));
+        if newlines.wrapping_sub(ONES) & !newlines & HIGHS != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map(|position| offset + position)
 }
 
 /// A u64 written as serde_json reads one: digits, no leading zero.
-fn plain_u64(digits: &str) -> Option<u64> {
-    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+fn plain_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
         return None;
     }
-    digits.parse().ok()
+    digits.iter().try_fold(0u64, |value, &digit| {
+        let digit = u64::from(digit.checked_sub(b'0').filter(|digit| *digit < 10)?);
+        value.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// 64 lowercase hex digits, as [`Hash`]'s parser takes them.
-fn lowercase_hash(text: &str) -> Option<Hash> {
+#[cfg(target_arch = "x86_64")]
+fn lowercase_hash(text: &[u8]) -> Option<Hash> {
+    use std::arch::x86_64::*;
+    let digits: &[u8; 64] = text.try_into().ok()?;
     let mut bytes = [0u8; 32];
-    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        *byte = (lowercase_hex_digit(pair[0])? << 4) | lowercase_hex_digit(pair[1])?;
+    // SAFETY: SSE2 is part of every x86-64 CPU; the loads read 16 bytes each inside the 64
+    // of `digits`, the stores write 16 bytes each inside the 32 of `bytes`.
+    unsafe {
+        let splat = |byte: u8| _mm_set1_epi8(byte as i8);
+        // Unsigned range checks: low <= v exactly when max(v, low) == v.
+        let within = |v: __m128i, low: u8, high: u8| {
+            _mm_and_si128(
+                _mm_cmpeq_epi8(_mm_max_epu8(v, splat(low)), v),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, splat(high)), v),
+            )
+        };
+        let mut all_valid = 0xffff;
+        let mut pairs = [_mm_setzero_si128(); 4];
+        for (index, pair) in pairs.iter_mut().enumerate() {
+            let v = _mm_loadu_si128(digits[16 * index..].as_ptr().cast());
+            let letter = within(v, b'a', b'f');
+            all_valid &= _mm_movemask_epi8(_mm_or_si128(within(v, b'0', b'9'), letter));
+            // '0'..'9' and 'a'..'f' end in 0..9 and 1..6: add 9 for letters.
+            let nibbles = _mm_add_epi8(
+                _mm_and_si128(v, splat(0x0f)),
+                _mm_and_si128(letter, splat(9)),
+            );
+            // Each 16-bit lane holds the high digit (low byte) and the low digit.
+            *pair = _mm_or_si128(
+                _mm_slli_epi16(_mm_and_si128(nibbles, _mm_set1_epi16(0x00ff)), 4),
+                _mm_srli_epi16(nibbles, 8),
+            );
+        }
+        _mm_storeu_si128(
+            bytes.as_mut_ptr().cast(),
+            _mm_packus_epi16(pairs[0], pairs[1]),
+        );
+        _mm_storeu_si128(
+            bytes[16..].as_mut_ptr().cast(),
+            _mm_packus_epi16(pairs[2], pairs[3]),
+        );
+        (all_valid == 0xffff).then_some(Hash(bytes))
     }
-    (text.len() == 64).then_some(Hash(bytes))
 }
 
-fn lowercase_hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
+/// 64 lowercase hex digits, as [`Hash`]'s parser takes them.
+#[cfg(not(target_arch = "x86_64"))]
+fn lowercase_hash(text: &[u8]) -> Option<Hash> {
+    let digits: &[u8; 64] = text.try_into().ok()?;
+    let mut bytes = [0u8; 32];
+    let mut invalid = 0u8;
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        // Checked once at the end: a branch per digit costs more than the table look-ups.
+        invalid |= (high | low) & NOT_HEX;
+        *byte = (high << 4) | (low & 0x0f);
     }
+    (invalid == 0).then_some(Hash(bytes))
 }
+
+/// Marks a byte that is not a lowercase hex digit in [`HEX_VALUE`].
+#[cfg(not(target_arch = "x86_64"))]
+const NOT_HEX: u8 = 0x80;
+
+/// The value of each lowercase hex digit; [`NOT_HEX`] for every other byte.
+#[cfg(not(target_arch = "x86_64"))]
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
 
 /// Checks records in seq order against the chain rules, holding only the running head.
 #[derive(Clone, Debug)]
@@ -397,7 +593,34 @@ mod tests {
         })();
         assert_eq!(
             line_by_line, prechecked,
-            "the two ways of checking disagree"
+            "check_line and precheck_line disagree"
+        );
+        // And all lines at once, as one run of bytes.
+        let mut bytes = lines[1..].join("\n").into_bytes();
+        bytes.push(b'\n');
+        let mut prechecked_lines = Vec::new();
+        precheck_lines(&bytes, &mut prechecked_lines);
+        assert_eq!(
+            prechecked_lines.len(),
+            lines.len() - 1,
+            "one entry per line"
+        );
+        let in_a_run = (|| {
+            let mut verifier = ChainVerifier::new(&header.origin);
+            for (line, digest) in prechecked_lines.iter().zip(&digests) {
+                assert_eq!(
+                    line.digest, *digest,
+                    "precheck_lines and precheck_line disagree"
+                );
+                verifier
+                    .check_line_with(&bytes[line.start..line.end], line.digest.as_ref())
+                    .map_err(fail)?;
+            }
+            Ok(verifier.head())
+        })();
+        assert_eq!(
+            line_by_line, in_a_run,
+            "check_line and precheck_lines disagree"
         );
         line_by_line
     }
@@ -487,8 +710,9 @@ mod tests {
         // Every line fundledger writes is in the plain form with a canonical body, so
         // verifying it never builds a JSON value; this is what makes `verify` fast.
         for line in &export_lines(5)[1..] {
-            let digest = plain_line_digest(line).expect("plain form");
-            assert_eq!(precheck_line(line.as_bytes()), Some(digest));
+            let plain = plain_line_at(line.as_bytes(), 0).expect("plain form");
+            assert_eq!(plain.end, line.len());
+            let digest = precheck_line(line.as_bytes()).expect("verifies");
             let record: Record = serde_json::from_str(line).expect("record line");
             assert_eq!(
                 (digest.seq, digest.prev, digest.hash),
@@ -507,7 +731,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(body_text).expect("JSON");
         let hash = record_hash(&origin_head.hash, &crate::jcs::canonicalize(&body));
         let line = raw_line(1, &origin_head.hash, &hash, &body_text.replace('\n', ""));
-        assert_eq!(plain_line_digest(&line), None);
+        assert!(plain_line_at(line.as_bytes(), 0).is_none());
         let lines = vec![ExportHeader::new(ORIGIN).to_line(), line];
         assert_eq!(verify(&lines).map(|head| head.hash), Ok(hash));
 
@@ -567,6 +791,62 @@ mod tests {
         let (seq, text) = verify(&[lines[0].clone(), upper]).expect_err("uppercase hash");
         assert_eq!(seq, Some(1));
         assert!(text.contains("torn or invalid"), "{text}");
+    }
+
+    #[test]
+    fn line_ends_and_blank_lines_are_read_as_check_line_reads_them() {
+        let lines = export_lines(4);
+        // CRLF, a trailing space, a trailing CR at the very end, an empty line.
+        let text = format!(
+            "{}\r\n{} \n{}\n\n{}\r",
+            lines[1], lines[2], lines[3], lines[4]
+        );
+        let mut prechecked = Vec::new();
+        precheck_lines(text.as_bytes(), &mut prechecked);
+        let seen: Vec<(&str, bool)> = prechecked
+            .iter()
+            .map(|line| (&text[line.start..line.end], line.digest.is_some()))
+            .collect();
+        let expect = [
+            (format!("{}\r", lines[1]), true),
+            (format!("{} ", lines[2]), true),
+            (lines[3].clone(), true),
+            (String::new(), false),
+            (format!("{}\r", lines[4]), true),
+        ];
+        let expect: Vec<(&str, bool)> = expect.iter().map(|(l, ok)| (l.as_str(), *ok)).collect();
+        assert_eq!(seen, expect);
+        for line in &prechecked {
+            let text = &text.as_bytes()[line.start..line.end];
+            assert_eq!(line.digest, precheck_line(text));
+            // check_line agrees on each line alone (the empty one is torn).
+            let head = line.digest.map_or(Head::empty(ORIGIN), |digest| Head {
+                seq: digest.seq - 1,
+                hash: digest.prev,
+            });
+            let mut verifier = ChainVerifier::resume(ORIGIN, head);
+            assert_eq!(verifier.check_line(text).is_ok(), line.digest.is_some());
+        }
+    }
+
+    #[test]
+    fn hashes_are_64_lowercase_hex_digits() {
+        let hash = genesis(ORIGIN);
+        assert_eq!(lowercase_hash(hash.to_hex().as_bytes()), Some(hash));
+        let all: String = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            lowercase_hash(all.as_bytes()).map(|hash| hash.to_hex()),
+            Some(all.clone())
+        );
+        // Every position, every byte that is not a lowercase hex digit.
+        for at in 0..64 {
+            for byte in (0..=255u8).filter(|byte| !b"0123456789abcdef".contains(byte)) {
+                let mut text = all.clone().into_bytes();
+                text[at] = byte;
+                assert_eq!(lowercase_hash(&text), None, "{byte:#x} at {at}");
+            }
+        }
+        assert_eq!(lowercase_hash(&all.as_bytes()[..63]), None);
     }
 
     #[test]

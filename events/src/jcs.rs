@@ -212,18 +212,56 @@ fn word_at(bytes: &[u8], index: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// Whether any byte of `word` is `"`, `\` or a control character (below 0x20): the bytes a
-/// JSON string treats specially. (The classic "has a zero byte" bit trick; it may report a
-/// byte next to a special one as well, never miss one, so callers then look byte by byte.)
+/// The high bit of every byte of a word.
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// A mask with the high bit set of the first byte of `word` (in memory order) that is `"`,
+/// `\` or a control character (below 0x20), the bytes a JSON string treats specially; 0 when
+/// there is none. (The classic "has a zero byte" bit trick: it may also flag bytes after a
+/// special one, never one before it, so the lowest set bit is exact.)
 #[inline]
-fn word_may_need_care(word: u64) -> bool {
+fn care_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (zero_byte(quote) | zero_byte(backslash) | below_space) != 0
+    zero_byte(quote) | zero_byte(backslash) | below_space
+}
+
+/// For the 16 bytes at `index`, if there are 16: a mask of those that need care (see
+/// [`care_mask`]; bit `i` for byte `index + i`) and a mask of those beyond ASCII.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn care_16(bytes: &[u8], index: usize) -> Option<(u32, u32)> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let sixteen: &[u8; 16] = bytes.get(index..index + 16)?.try_into().ok()?;
+    // SAFETY: SSE2 is part of every x86-64 CPU, and the one load reads the 16 bytes of
+    // `sixteen`.
+    unsafe {
+        let v = _mm_loadu_si128(sixteen.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Unsigned: a byte is at most 0x1f exactly when max(byte, 0x1f) is 0x1f.
+        let below_space = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+        let care = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), below_space));
+        Some((care as u32, _mm_movemask_epi8(v) as u32))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn care_16(_bytes: &[u8], _index: usize) -> Option<(u32, u32)> {
+    None
+}
+
+/// Whether any byte of `word` needs care (see [`care_mask`]).
+#[inline]
+fn word_may_need_care(word: u64) -> bool {
+    care_mask(word) != 0
 }
 
 /// Whether `text` is, byte for byte, the canonical form of the JSON value it holds: the form
@@ -242,20 +280,29 @@ pub(crate) struct Member<'a> {
     pub value: &'a [u8],
 }
 
-/// The members of `text`, which must be one canonical object (as [`is_canonical`] decides),
-/// handed to `on_member` in order; `None` when `text` is not in the recognised subset.
-pub(crate) fn canonical_object_members<'a>(
-    text: &'a str,
+/// Reads one canonical object (as [`is_canonical`] decides) at the start of `bytes`, handing
+/// its members to `on_member` in order, and returns where the object ends; `None` when the
+/// bytes there are not a canonical object in the recognised subset. The object's strings are
+/// checked to be UTF-8 and everything else in it is ASCII, so the object is UTF-8 text.
+pub(crate) fn canonical_object_at<'a>(
+    bytes: &'a [u8],
     on_member: impl FnMut(Member<'a>),
-) -> Option<()> {
-    let mut scan = CanonicalScan::new(text.as_bytes());
+) -> Option<usize> {
+    let mut scan = CanonicalScan::new(bytes);
     scan.object(1, on_member)?;
-    scan.at_end().then_some(())
+    Some(scan.pos)
 }
 
-/// A cursor over text that is valid UTF-8 (the caller holds it as `str`), checking as it goes
-/// that everything it passes is canonical. Every method returns `None` at the first byte that
-/// is not.
+/// What [`CanonicalScan::string`] saw in a string.
+struct StringKind {
+    /// It holds an escape sequence.
+    escaped: bool,
+    /// Every byte is ASCII.
+    ascii: bool,
+}
+
+/// A cursor over bytes, checking as it goes that everything it passes is canonical JSON text
+/// (UTF-8 included). Every method returns `None` at the first byte that is not.
 struct CanonicalScan<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -328,21 +375,27 @@ impl<'a> CanonicalScan<'a> {
         }
     }
 
-    /// A string with exactly the escapes JCS writes. Returns whether it held any escape.
-    fn string(&mut self) -> Option<bool> {
+    /// A string with exactly the escapes JCS writes.
+    fn string(&mut self) -> Option<StringKind> {
         self.expect(b'"')?;
+        let start = self.pos;
         let mut escaped = false;
+        // The high bits of every byte passed: any set means text beyond ASCII, whose UTF-8 is
+        // checked once the string's end is known.
+        let mut high_bits = 0u64;
         loop {
-            while let Some(word) = word_at(self.bytes, self.pos) {
-                if word_may_need_care(word) {
-                    break;
-                }
-                self.pos += WORD_BYTES;
-            }
+            self.skip_plain(&mut high_bits);
             match self.peek()? {
                 b'"' => {
+                    let text = &self.bytes[start..self.pos];
+                    if high_bits != 0 && std::str::from_utf8(text).is_err() {
+                        return None;
+                    }
                     self.pos += 1;
-                    return Some(escaped);
+                    return Some(StringKind {
+                        escaped,
+                        ascii: high_bits == 0,
+                    });
                 }
                 b'\\' => {
                     escaped = true;
@@ -350,9 +403,46 @@ impl<'a> CanonicalScan<'a> {
                 }
                 // A raw control character is not JSON at all.
                 0x00..=0x1f => return None,
-                // Anything else stands for itself; the caller's `str` guarantees UTF-8.
-                _ => self.pos += 1,
+                // Anything else stands for itself (UTF-8 is checked at the end).
+                byte => {
+                    high_bits |= u64::from(byte & 0x80);
+                    self.pos += 1;
+                }
             }
+        }
+    }
+
+    /// Moves over plain string text (no `"`, `\`, control character), 16 or 8 bytes at a
+    /// time, to the first byte that needs care, or to where fewer than 8 bytes are left; ors
+    /// the high bits of the bytes passed into `high_bits`.
+    #[inline(always)]
+    fn skip_plain(&mut self, high_bits: &mut u64) {
+        loop {
+            if let Some((care, high)) = care_16(self.bytes, self.pos) {
+                if care == 0 {
+                    *high_bits |= u64::from(high);
+                    self.pos += 16;
+                    continue;
+                }
+                let plain_bytes = care.trailing_zeros();
+                *high_bits |= u64::from(high & ((1u32 << plain_bytes) - 1));
+                self.pos += plain_bytes as usize;
+                return;
+            }
+            let Some(word) = word_at(self.bytes, self.pos) else {
+                return;
+            };
+            let care = care_mask(word);
+            if care == 0 {
+                *high_bits |= word & HIGHS;
+                self.pos += WORD_BYTES;
+                continue;
+            }
+            let plain_bytes = (care.trailing_zeros() / 8) as usize;
+            // Only the plain bytes before the one that needs care.
+            *high_bits |= word & HIGHS & ((1u64 << (8 * plain_bytes)) - 1);
+            self.pos += plain_bytes;
+            return;
         }
     }
 
@@ -413,20 +503,28 @@ impl<'a> CanonicalScan<'a> {
         if self.expect(b'}').is_some() {
             return Some(());
         }
-        let mut previous_name: Option<&'a [u8]> = None;
+        // The previous name, and whether it is all ASCII.
+        let mut previous_name: Option<(&'a [u8], bool)> = None;
         loop {
             let name_start = self.pos + 1;
-            if self.string()? {
+            let kind = self.string()?;
+            if kind.escaped {
                 // Escaped names are rare; comparing them would need their decoded text.
                 return None;
             }
             let name = &self.bytes[name_start..self.pos - 1];
-            if let Some(previous) = previous_name {
-                if names_cmp(previous, name)? != Ordering::Less {
+            if let Some((previous, previous_ascii)) = previous_name {
+                // Between ASCII names, UTF-16 order is byte order.
+                let order = if previous_ascii && kind.ascii {
+                    previous.cmp(name)
+                } else {
+                    names_cmp(previous, name)?
+                };
+                if order != Ordering::Less {
                     return None;
                 }
             }
-            previous_name = Some(name);
+            previous_name = Some((name, kind.ascii));
             self.expect(b':')?;
             let value_start = self.pos;
             self.value(depth)?;
@@ -642,13 +740,13 @@ mod tests {
     fn member_names_reach_the_visitor_in_order() {
         let mut seen = Vec::new();
         let text = r#"{"a":[1,{"x":2}],"b":"c\"d","c":{"y":null}}"#;
-        canonical_object_members(text, |member| {
+        let end = canonical_object_at(text.as_bytes(), |member| {
             seen.push((
                 String::from_utf8_lossy(member.name).into_owned(),
                 String::from_utf8_lossy(member.value).into_owned(),
             ))
-        })
-        .expect("canonical");
+        });
+        assert_eq!(end, Some(text.len()));
         let expect = [
             ("a", r#"[1,{"x":2}]"#),
             ("b", r#""c\"d""#),
@@ -659,8 +757,58 @@ mod tests {
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         assert_eq!(seen, expect);
-        assert!(canonical_object_members("[]", |_| {}).is_none());
-        assert!(canonical_object_members(r#"{"a":1} "#, |_| {}).is_none());
+        assert_eq!(canonical_object_at(b"[]", |_| {}), None);
+        // The object ends where it ends; what follows is the caller's business.
+        assert_eq!(canonical_object_at(b"{\"a\":1} x", |_| {}), Some(7));
+    }
+
+    #[test]
+    fn strings_must_be_utf8() {
+        let good = "{\"a\":\"中文 and more than eight bytes\"}";
+        assert_eq!(
+            canonical_object_at(good.as_bytes(), |_| {}),
+            Some(good.len())
+        );
+        for bad in [
+            &b"{\"a\":\"\xff\"}"[..],
+            b"{\"a\":\"\xe4\xb8\"}",
+            b"{\"a\":\"abcdefgh\xc0\xafabcdefgh\"}",
+            b"{\"\xed\xa0\x80\":1}",
+            b"{\"a\":\xe4\xb8\xad}",
+        ] {
+            assert_eq!(canonical_object_at(bad, |_| {}), None, "{bad:?}");
+        }
+    }
+
+    /// Long strings take the 16- and 8-byte paths: put every kind of byte at every position.
+    #[test]
+    fn every_position_of_a_long_string_is_looked_at() {
+        for len in 0..48 {
+            for at in 0..=len {
+                let plain = "a".repeat(len);
+                for inserted in ["é", "中", "😀", "\u{1}", "\"", "\\", "\n", "\u{7f}"] {
+                    let mut text = plain.clone();
+                    text.insert_str(at, inserted);
+                    let canonical =
+                        String::from_utf8(canonicalize(&Value::String(text))).expect("UTF-8");
+                    check_canonical(&canonical, true);
+                }
+                // A raw control character, or an escape JCS does not write, is not canonical.
+                for inserted in ["\u{1}", "\\/", "\\u0041"] {
+                    let mut text = plain.clone();
+                    text.insert_str(at, inserted);
+                    check_canonical(&format!("\"{text}\""), false);
+                }
+                // Bytes that are not UTF-8.
+                let mut bytes = format!("{{\"k\":\"{plain}\"}}").into_bytes();
+                bytes.insert(7 + at, 0xff);
+                assert_eq!(
+                    canonical_object_at(&bytes, |_| {}),
+                    None,
+                    "len {len} at {at}"
+                );
+            }
+        }
     }
 
     mod properties {

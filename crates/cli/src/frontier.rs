@@ -32,20 +32,28 @@ impl Frontier {
 
     /// Appends the next record's hash (its leaf is `BLAKE3(0x00 ‖ record_hash)`).
     pub fn push(&mut self, record_hash: &Hash) {
-        let mut level = 0u32;
-        let mut hash = leaf_hash(record_hash);
+        self.push_subtree(0, leaf_hash(record_hash));
+    }
+
+    /// Appends the next 2^`level` records at once, given the root of their complete subtree
+    /// (computed elsewhere, e.g. on other threads). The subtree must be aligned: the leaves
+    /// pushed so far are a multiple of 2^`level`.
+    pub fn push_subtree(&mut self, level: u32, root: Hash) {
+        debug_assert_eq!(self.len % (1u64 << level), 0, "an unaligned subtree");
+        let mut carry_level = level;
+        let mut hash = root;
         // Two complete subtrees of the same size side by side make one of the next size, the
-        // binary carry of len + 1.
+        // binary carry of len + 2^level.
         while let Some(&(top_level, top_hash)) = self.subtrees.last() {
-            if top_level != level {
+            if top_level != carry_level {
                 break;
             }
             self.subtrees.pop();
             hash = node_hash(&top_hash, &hash);
-            level += 1;
+            carry_level += 1;
         }
-        self.subtrees.push((level, hash));
-        self.len += 1;
+        self.subtrees.push((carry_level, hash));
+        self.len += 1u64 << level;
         debug_assert_eq!(self.subtrees.len(), self.len.count_ones() as usize);
     }
 
@@ -66,6 +74,44 @@ impl Frontier {
 mod tests {
     use super::*;
     use fundledger_audit::MerkleTree;
+
+    #[test]
+    fn pushing_aligned_subtrees_is_pushing_their_leaves() {
+        let hashes: Vec<Hash> = (1..=300).map(hash_of).collect();
+        let mut tree = MerkleTree::new();
+        for hash in &hashes {
+            tree.push(*hash);
+        }
+        // 300 = 256 + 32 + 8 + 4, pushed as the subtrees of an aligned decomposition with a
+        // split at 100 (= 64 + 32 + 4): 64, 32, 4 | 4, 8, 16, 128 | 32, 8, 4.
+        let blocks: [(u64, u32); 10] = [
+            (0, 6),
+            (64, 5),
+            (96, 2),
+            (100, 2),
+            (104, 3),
+            (112, 4),
+            (128, 7),
+            (256, 5),
+            (288, 3),
+            (296, 2),
+        ];
+        let mut frontier = Frontier::new();
+        for (start, level) in blocks {
+            let mut subtree = MerkleTree::new();
+            for hash in &hashes[start as usize..(start + (1 << level)) as usize] {
+                subtree.push(*hash);
+            }
+            frontier.push_subtree(level, subtree.root());
+            assert_eq!(
+                frontier.root(),
+                tree.root_at(frontier.len()).expect("size"),
+                "{start}"
+            );
+        }
+        assert_eq!(frontier.len(), 300);
+        assert_eq!(frontier.root(), tree.root());
+    }
 
     /// Distinct record hashes; their values do not matter, only that they differ.
     fn hash_of(seq: u64) -> Hash {

@@ -4,7 +4,7 @@
 //!    (`events::ChainVerifier`): it needs nothing but §5, so it verifies exports written by
 //!    any implementation. A file is read as bytes, so a torn last line or a non-UTF-8 byte is
 //!    reported at its seq. Each line's own checks (form, §5 fields, its hash) run on every
-//!    core (`events::precheck_line`), the links between lines in order on one thread; the
+//!    core (`events::precheck_lines`), the links between lines in order on one thread; the
 //!    first bad seq is named as a line-by-line check names it.
 //! 2. The Merkle root of DESIGN §6 over the record hashes, built while reading.
 //! 3. With `--checkpoint FILE --vkey KEY`: the checkpoint is signed by KEY, names the same
@@ -32,7 +32,10 @@ use fundledger_audit::{
     check_consistent, empty_root, open_checkpoint, Checkpoint, MerkleTree, VerifierKey,
     WitnessError,
 };
-use fundledger_events::{parse_header, precheck_line, ChainVerifier, Hash, Head, LineDigest};
+use fundledger_events::lanes::{self, Input, Mode};
+use fundledger_events::{
+    parse_header, precheck_lines, ChainVerifier, Hash, Head, LineDigest, PrecheckedLine,
+};
 
 use crate::failure::{self, DataError};
 use crate::frontier::Frontier;
@@ -128,6 +131,20 @@ impl Tally {
         for (size, root) in &mut self.roots {
             if *size == len {
                 *root = Some(self.frontier.root());
+            }
+        }
+    }
+
+    /// Adds 2^`level` records the chain verifier accepted, given the root of their (aligned)
+    /// subtree. Only without `--since`, whose tree needs every leaf, and only for runs of
+    /// records that end at or before each checkpoint size, so no root asked for is skipped.
+    fn add_subtree(&mut self, level: u32, root: Hash) {
+        debug_assert!(self.tree.is_none());
+        self.frontier.push_subtree(level, root);
+        let len = self.frontier.len();
+        for (size, size_root) in &mut self.roots {
+            if *size == len {
+                *size_root = Some(self.frontier.root());
             }
         }
     }
@@ -317,15 +334,11 @@ struct Chunk {
     /// Position in the file: the linker takes chunks in this order.
     index: u64,
     bytes: Vec<u8>,
-    lines: Vec<CheckedLine>,
+    lines: Vec<PrecheckedLine>,
+    /// The Merkle subtrees of the chunk's records, `(level, root)` in order, when every line
+    /// passed its precheck and the seqs run on (see [`chunk_subtrees`]).
+    subtrees: Option<Vec<(u32, Hash)>>,
     end: ChunkEnd,
-}
-
-/// One line of a chunk (without its newline) and its precheck.
-struct CheckedLine {
-    start: usize,
-    end: usize,
-    digest: Option<LineDigest>,
 }
 
 /// What the reader met after a chunk's lines.
@@ -372,12 +385,18 @@ fn check_file_lines(
     let (job_sender, jobs) = mpsc::sync_channel::<Chunk>(chunks_in_flight);
     let jobs = Mutex::new(jobs);
     let (done_sender, done_chunks) = mpsc::channel::<Chunk>();
+    // `--since` keeps the whole tree, which takes every leaf: no subtrees then.
+    let subtree_splits: Option<Vec<u64>> = tally
+        .tree
+        .is_none()
+        .then(|| tally.roots.iter().map(|(size, _)| *size).collect());
     std::thread::scope(|scope| {
         scope.spawn(move || read_chunks(file, first_bytes, free_chunks, job_sender));
         for _ in 0..threads {
             let done_sender = done_sender.clone();
             let jobs = &jobs;
-            scope.spawn(move || precheck_chunks(jobs, done_sender));
+            let splits = subtree_splits.as_deref();
+            scope.spawn(move || precheck_chunks(jobs, splits, done_sender));
         }
         drop(done_sender);
         // Returning drops the linker's channel ends, so the reader and the precheck threads
@@ -457,8 +476,13 @@ fn last_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().rposition(|&byte| byte == b'\n')
 }
 
-/// A precheck thread: splits each chunk into lines and prechecks every line.
-fn precheck_chunks(jobs: &Mutex<Receiver<Chunk>>, done: Sender<Chunk>) {
+/// A precheck thread: splits each chunk into lines, prechecks every line and, with
+/// `subtree_splits` (the sizes whose roots are asked for), builds the chunk's Merkle subtrees.
+fn precheck_chunks(
+    jobs: &Mutex<Receiver<Chunk>>,
+    subtree_splits: Option<&[u64]>,
+    done: Sender<Chunk>,
+) {
     loop {
         let next = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
@@ -467,41 +491,121 @@ fn precheck_chunks(jobs: &Mutex<Receiver<Chunk>>, done: Sender<Chunk>) {
         let Ok(mut chunk) = next else {
             return;
         };
-        let Chunk { bytes, lines, .. } = &mut chunk;
-        let mut start = 0;
-        while start < bytes.len() {
-            let end = find_newline(&bytes[start..]).map_or(bytes.len(), |offset| start + offset);
-            lines.push(CheckedLine {
-                start,
-                end,
-                digest: precheck_line(&bytes[start..end]),
-            });
-            start = end + 1;
-        }
+        precheck_lines(&chunk.bytes, &mut chunk.lines);
+        chunk.subtrees = subtree_splits.and_then(|splits| chunk_subtrees(&chunk.lines, splits));
         if done.send(chunk).is_err() {
             return;
         }
     }
 }
 
-/// The first `\n` in `bytes`, looking at 8 bytes at a time (lines are hundreds of bytes).
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8])) ^ (ONES * 0x0a);
-        if word.wrapping_sub(ONES) & !word & HIGHS != 0 {
-            break;
-        }
-        offset += 8;
-    }
-    bytes[offset..]
+/// The Merkle subtrees of a chunk's records, `(level, root)` in order: the chunk's leaves
+/// (records `first..first + n`, by the seqs the lines state) cut into complete aligned
+/// subtrees, as [`Frontier::push_subtree`] takes them, and also cut at every size in
+/// `splits`, so the root at that size can be read between two subtrees. The leaves and the
+/// nodes of each level are hashed eight at a time (`events::lanes`).
+///
+/// `None` unless every line passed its precheck and the seqs run on by one: then the linker
+/// adds the records one by one, as it must anyway to find the first bad one. The seqs are
+/// the lines' own; the linker checks that they follow the chain before using the subtrees.
+fn chunk_subtrees(lines: &[PrecheckedLine], splits: &[u64]) -> Option<Vec<(u32, Hash)>> {
+    let digests: Vec<&LineDigest> = lines
         .iter()
-        .position(|&byte| byte == b'\n')
-        .map(|position| offset + position)
+        .map(|line| line.digest.as_ref())
+        .collect::<Option<_>>()?;
+    let first_seq = digests.first()?.seq;
+    let runs_on = digests
+        .iter()
+        .enumerate()
+        .all(|(offset, digest)| digest.seq == first_seq + offset as u64);
+    if !runs_on {
+        return None;
+    }
+    // Leaf indices first..end, cut at the splits inside, then into aligned power-of-two
+    // blocks (each as large as its start's alignment and the room left allow).
+    let first = first_seq - 1;
+    let end = first + digests.len() as u64;
+    let mut cuts: Vec<u64> = splits
+        .iter()
+        .copied()
+        .filter(|&size| first < size && size < end)
+        .collect();
+    cuts.sort_unstable();
+    cuts.push(end);
+    let mut levels: Vec<u32> = Vec::new();
+    let mut at = first;
+    for cut in cuts {
+        while at < cut {
+            let room_level = (cut - at).ilog2();
+            let level = if at == 0 {
+                room_level
+            } else {
+                at.trailing_zeros().min(room_level)
+            };
+            levels.push(level);
+            at += 1u64 << level;
+        }
+    }
+    // Level by level: the leaves, then each node from two of the level below, for every
+    // block that is not complete yet.
+    let leaf_inputs: Vec<Input<'_>> = digests
+        .iter()
+        .map(|digest| Input {
+            head: &[LEAF_PREFIX],
+            tail: &digest.hash.0,
+        })
+        .collect();
+    let mut current = vec![Hash::ZERO; leaf_inputs.len()];
+    lanes::hash_many(Mode::Hash, &leaf_inputs, &mut current);
+    let top_level = levels.iter().copied().max().unwrap_or(0);
+    for level in 0..top_level {
+        let mut pairs: Vec<[u8; 64]> = Vec::with_capacity(current.len() / 2);
+        let mut next_len = 0;
+        let mut at = 0;
+        for &block_level in &levels {
+            let width = 1usize << block_level.saturating_sub(level);
+            if block_level > level {
+                for pair in current[at..at + width].chunks_exact(2) {
+                    let mut children = [0u8; 64];
+                    children[..32].copy_from_slice(&pair[0].0);
+                    children[32..].copy_from_slice(&pair[1].0);
+                    pairs.push(children);
+                }
+                next_len += width / 2;
+            } else {
+                next_len += 1;
+            }
+            at += width;
+        }
+        let inputs: Vec<Input<'_>> = pairs
+            .iter()
+            .map(|children| Input {
+                head: &[NODE_PREFIX],
+                tail: children,
+            })
+            .collect();
+        let mut nodes = vec![Hash::ZERO; inputs.len()];
+        lanes::hash_many(Mode::Hash, &inputs, &mut nodes);
+        let mut next = Vec::with_capacity(next_len);
+        let (mut at, mut nodes) = (0, nodes.into_iter());
+        for &block_level in &levels {
+            let width = 1usize << block_level.saturating_sub(level);
+            if block_level > level {
+                next.extend(nodes.by_ref().take(width / 2));
+            } else {
+                next.push(current[at]);
+            }
+            at += width;
+        }
+        current = next;
+    }
+    Some(levels.into_iter().zip(current).collect())
 }
+
+/// RFC 9162 §2.1.1 domain separation, as `fundledger_audit::leaf_hash` and `node_hash`
+/// prefix their inputs (the tests compare the results with them).
+const LEAF_PREFIX: u8 = 0x00;
+const NODE_PREFIX: u8 = 0x01;
 
 /// The linker: takes prechecked chunks in file order, links every line onto the chain and
 /// the Merkle frontier, and recycles the chunk to the reader.
@@ -514,15 +618,45 @@ fn link_chunks(
 ) -> anyhow::Result<()> {
     let mut waiting: BTreeMap<u64, Chunk> = BTreeMap::new();
     let mut next_index = 0;
+    // The record hashes of the chunk being linked.
+    let mut linked: Vec<Hash> = Vec::new();
     for chunk in done_chunks {
         waiting.insert(chunk.index, chunk);
         while let Some(mut chunk) = waiting.remove(&next_index) {
             next_index += 1;
+            let subtrees = chunk.subtrees.take();
+            let records_before = tally.records();
+            linked.clear();
             for line in &chunk.lines {
                 let hash = verifier
                     .check_line_with(&chunk.bytes[line.start..line.end], line.digest.as_ref())
                     .map_err(|error| failure::chain_failure(COMMAND, &error))?;
-                tally.add(&hash);
+                linked.push(hash);
+            }
+            // The subtrees were built from the lines' own seqs and hashes: use them only when
+            // those are the records just linked, at the positions just linked.
+            let subtrees_fit = chunk
+                .lines
+                .first()
+                .and_then(|line| line.digest)
+                .map(|digest| digest.seq)
+                == Some(records_before + 1)
+                && chunk
+                    .lines
+                    .iter()
+                    .zip(&linked)
+                    .all(|(line, hash)| line.digest.map(|digest| digest.hash) == Some(*hash));
+            match subtrees {
+                Some(subtrees) if subtrees_fit => {
+                    for (level, root) in subtrees {
+                        tally.add_subtree(level, root);
+                    }
+                }
+                _ => {
+                    for hash in &linked {
+                        tally.add(hash);
+                    }
+                }
             }
             match std::mem::take(&mut chunk.end) {
                 ChunkEnd::More => {}
@@ -698,5 +832,76 @@ fn check_since(tally: &Tally, old: &Checkpoint, new: &Checkpoint) -> anyhow::Res
             .into())
         }
         Err(error) => Err(finding(error).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distinct record hashes; their values do not matter, only that they differ.
+    fn hash_of(seq: u64) -> Hash {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seq.to_le_bytes());
+        Hash(bytes)
+    }
+
+    /// Prechecked lines for records `first_seq..first_seq + count` (the byte ranges are not
+    /// looked at).
+    fn lines(first_seq: u64, count: u64) -> Vec<PrecheckedLine> {
+        (first_seq..first_seq + count)
+            .map(|seq| PrecheckedLine {
+                start: 0,
+                end: 0,
+                digest: Some(LineDigest {
+                    seq,
+                    prev: hash_of(seq - 1),
+                    hash: hash_of(seq),
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunk_subtrees_give_the_roots_merkle_tree_gives() {
+        let total = 700u64;
+        let mut tree = MerkleTree::new();
+        for seq in 1..=total {
+            tree.push(hash_of(seq));
+        }
+        let splits = [5, 64, 65, 250, 511, 700];
+        for chunk_len in [1, 2, 3, 7, 64, 100, 333, 700] {
+            let mut tally = Tally::new("origin", &splits, false);
+            let mut seq = 1;
+            while seq <= total {
+                let count = chunk_len.min(total - seq + 1);
+                let subtrees = chunk_subtrees(&lines(seq, count), &splits)
+                    .unwrap_or_else(|| panic!("records {seq}.. make subtrees"));
+                for (level, root) in subtrees {
+                    tally.add_subtree(level, root);
+                }
+                seq += count;
+            }
+            assert_eq!(tally.records(), total);
+            assert_eq!(tally.frontier.root(), tree.root(), "chunks of {chunk_len}");
+            for size in splits {
+                assert_eq!(
+                    tally.root_at(size),
+                    tree.root_at(size).ok(),
+                    "size {size}, chunks of {chunk_len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_subtrees_unless_every_line_passed_and_the_seqs_run_on() {
+        let mut missing = lines(1, 10);
+        missing[4].digest = None;
+        assert_eq!(chunk_subtrees(&missing, &[]), None);
+        let mut gap = lines(1, 10);
+        gap.remove(4);
+        assert_eq!(chunk_subtrees(&gap, &[]), None);
+        assert_eq!(chunk_subtrees(&[], &[]), None);
     }
 }
