@@ -926,34 +926,48 @@ fn conflict(command: &Command) -> Outcome {
 }
 
 /// Reads and folds every record after `state.last_seq`, checking each link and hash.
+///
+/// The next page is read while the current one is folded: the store turns rows into records
+/// on a thread of its own (SQLite) or on the server (PostgreSQL), so reading and folding
+/// overlap instead of taking turns. A failed fold stops at once (the page read meanwhile is
+/// dropped); a failed read is reported after the pages before it are folded.
 pub async fn catch_up(store: &dyn EventStore, state: &mut LedgerState) -> Result<(), LedgerError> {
     if state.last_seq == 0 {
         state.last_hash = Head::empty(store.origin()).hash;
     }
-    loop {
-        let records = store.read(state.last_seq + 1, CATCH_UP_PAGE).await?;
-        if records.is_empty() {
-            return Ok(());
-        }
-        for record in &records {
-            if record.seq != state.last_seq + 1 || record.prev != state.last_hash {
-                return Err(LedgerError::BadLog {
-                    seq: record.seq,
-                    reason: "the record does not link to the one before it".to_string(),
-                });
-            }
-            if record.computed_hash() != record.hash {
-                return Err(LedgerError::BadLog {
-                    seq: record.seq,
-                    reason: "the record's hash does not match its body".to_string(),
-                });
-            }
-            state.apply(record).map_err(|error| LedgerError::BadLog {
-                seq: record.seq,
-                reason: error.to_string(),
-            })?;
-        }
+    let mut page = store.read(state.last_seq + 1, CATCH_UP_PAGE).await?;
+    while let Some(last) = page.last() {
+        let next_seq = last.seq.saturating_add(1);
+        let (next, folded) = tokio::join!(store.read(next_seq, CATCH_UP_PAGE), async {
+            fold_page(state, page)
+        });
+        folded?;
+        page = next?;
     }
+    Ok(())
+}
+
+/// Checks each record's link and hash and folds it.
+fn fold_page(state: &mut LedgerState, records: Vec<Record>) -> Result<(), LedgerError> {
+    for record in &records {
+        if record.seq != state.last_seq + 1 || record.prev != state.last_hash {
+            return Err(LedgerError::BadLog {
+                seq: record.seq,
+                reason: "the record does not link to the one before it".to_string(),
+            });
+        }
+        if record.computed_hash() != record.hash {
+            return Err(LedgerError::BadLog {
+                seq: record.seq,
+                reason: "the record's hash does not match its body".to_string(),
+            });
+        }
+        state.apply(record).map_err(|error| LedgerError::BadLog {
+            seq: record.seq,
+            reason: error.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 async fn register_builtin(
