@@ -110,7 +110,7 @@ async fn run_round(args: &WriteArgs, choice: &StoreChoice, data_dir: &Path) -> a
     let ledger = Ledger::open(recording.clone(), options)
         .await
         .context("cannot open the ledger")?;
-    for command in workload::budget_commands(args.seed, firms)? {
+    for command in workload::budget_commands(args.seed, workload::firms_reached(args.commands))? {
         let outcome = ledger.execute(command).await?;
         anyhow::ensure!(outcome.is_accepted(), "a budget was refused: {outcome:?}");
     }
