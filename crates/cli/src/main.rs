@@ -51,6 +51,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the write path allocates and frees many small
+/// objects per command, and glibc's malloc and free took a third of its CPU samples
+/// (BENCHMARKS.md, write path).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The event-sourced fund-disbursement ledger of 郑政文〔2024〕62号.
 #[derive(Debug, Parser)]
 #[command(name = "fundledger", version, propagate_version = true)]
