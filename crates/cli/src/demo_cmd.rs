@@ -62,6 +62,27 @@ pub fn holds_only_the_demo(ledger: &Ledger, seed: u64) -> bool {
     only_demo
 }
 
+/// Whether `ledger` holds the whole demo of `seed` (and so `populate` has nothing to write).
+pub fn holds_the_whole_demo(ledger: &Ledger, seed: u64) -> bool {
+    let steps = fundledger_demo::scenario(seed);
+    resume_at(ledger, &steps) >= steps.len()
+}
+
+/// The first step still to run: steps up to the last recorded one were decided before an
+/// interruption — the recorded ones are in the log, the others were refusals that wrote
+/// nothing (and deciding them again on a later state could answer otherwise).
+fn resume_at(ledger: &Ledger, steps: &[fundledger_demo::DemoStep]) -> usize {
+    let snapshot = ledger.snapshot();
+    steps
+        .iter()
+        .rposition(|step| {
+            step.command["command_id"]
+                .as_str()
+                .is_some_and(|id| snapshot.commands.contains_key(id))
+        })
+        .map_or(0, |last_recorded| last_recorded + 1)
+}
+
 /// Writes the scenario into `ledger`, which must hold nothing but its catalogue record and
 /// (resuming an interrupted demo) commands of the same scenario.
 pub async fn populate(ledger: &Ledger, seed: u64) -> anyhow::Result<DemoSummary> {
@@ -73,19 +94,14 @@ pub async fn populate(ledger: &Ledger, seed: u64) -> anyhow::Result<DemoSummary>
         );
     }
     let steps = fundledger_demo::scenario(seed);
-    // Steps up to the last recorded one were decided before the interruption: the recorded
-    // ones are in the log, the others were refusals that wrote nothing (and deciding them
-    // again on a later state could answer otherwise).
-    let snapshot = ledger.snapshot();
-    let resume_at = steps
-        .iter()
-        .rposition(|step| {
-            step.command["command_id"]
-                .as_str()
-                .is_some_and(|id| snapshot.commands.contains_key(id))
-        })
-        .map_or(0, |last_recorded| last_recorded + 1);
-    drop(snapshot);
+    let resume_at = resume_at(ledger, &steps);
+    if resume_at >= steps.len() {
+        bail!(
+            "the store already holds {} records: the whole demo; the demo writes into a new, \
+             empty ledger (choose another --store, e.g. sqlite://data/demo.db)",
+            ledger.snapshot().last_seq
+        );
+    }
     let run = fundledger_demo::run(ledger, &steps[resume_at..])
         .await
         .context("the demo could not be written")?;

@@ -124,7 +124,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("cannot open the ledger")?;
             let seed = fundledger_demo::DEFAULT_SEED;
-            if crate::demo_cmd::holds_only_the_demo(&ledger, seed) {
+            if crate::demo_cmd::holds_only_the_demo(&ledger, seed)
+                && !crate::demo_cmd::holds_the_whole_demo(&ledger, seed)
+            {
                 summary = Some(crate::demo_cmd::populate(&ledger, seed).await);
             }
             ledger.close().await;
