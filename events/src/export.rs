@@ -158,7 +158,7 @@ pub struct PrecheckedLine {
 /// [`ChainVerifier::check_line_with`] does exactly that.
 pub fn precheck_line(line: &[u8]) -> Option<LineDigest> {
     let line = trim_line_end(line);
-    match plain_line_at(line, 0) {
+    match plain_line_at(line, 0, &mut GoodTimestamps::default()) {
         Some(plain) if plain.end == line.len() => {
             let computed = record_hash(&plain.prev, &line[plain.body.clone()]);
             plain.digest_if(computed)
@@ -172,36 +172,67 @@ pub fn precheck_line(line: &[u8]) -> Option<LineDigest> {
 /// plain form are found without searching for their newline, and their hashes are computed
 /// several at once (the `lanes` module).
 pub fn precheck_lines(bytes: &[u8], out: &mut Vec<PrecheckedLine>) {
-    let first = out.len();
-    // Plain lines waiting for their hash: (index in `out`, the line as read).
-    let mut waiting: Vec<(usize, PlainLine)> = Vec::new();
-    let mut start = 0;
-    while start < bytes.len() {
-        let (end, digest) = match plain_line_at(bytes, start) {
-            Some(plain) => {
-                waiting.push((out.len(), plain.clone()));
-                (plain.end, None)
+    Prechecker::default().precheck_lines(bytes, out);
+}
+
+/// [`precheck_lines`] with its working memory kept between calls, for a thread that
+/// prechecks chunk after chunk.
+#[derive(Debug, Default)]
+pub struct Prechecker {
+    /// Plain lines waiting for their hash: (index in `out`, the line as read).
+    waiting: Vec<(usize, PlainLine)>,
+    computed: Vec<Hash>,
+    lanes: lanes::Lanes,
+}
+
+/// Plain lines hashed together: enough for full groups of lanes at every length, few enough
+/// that their bytes are still in the CPU's cache from reading them.
+const HASH_BATCH_LINES: usize = 1024;
+
+impl Prechecker {
+    /// [`precheck_lines`].
+    pub fn precheck_lines(&mut self, bytes: &[u8], out: &mut Vec<PrecheckedLine>) {
+        let mut good_timestamps = GoodTimestamps::default();
+        let mut start = 0;
+        while start < bytes.len() {
+            let (end, digest) = match plain_line_at(bytes, start, &mut good_timestamps) {
+                Some(plain) => {
+                    let end = plain.end;
+                    self.waiting.push((out.len(), plain));
+                    (end, None)
+                }
+                None => {
+                    let end = find_newline(&bytes[start..]).map_or(bytes.len(), |at| start + at);
+                    (end, parsed_line_digest(trim_line_end(&bytes[start..end])))
+                }
+            };
+            out.push(PrecheckedLine { start, end, digest });
+            start = end + 1;
+            if self.waiting.len() == HASH_BATCH_LINES {
+                self.hash_waiting(bytes, out);
             }
-            None => {
-                let end = find_newline(&bytes[start..]).map_or(bytes.len(), |at| start + at);
-                (end, parsed_line_digest(trim_line_end(&bytes[start..end])))
+        }
+        self.hash_waiting(bytes, out);
+    }
+
+    /// Hashes the waiting plain lines and sets the digests of those whose hash is right.
+    fn hash_waiting(&mut self, bytes: &[u8], out: &mut [PrecheckedLine]) {
+        let waiting = &self.waiting;
+        self.computed.clear();
+        self.computed.resize(waiting.len(), Hash::ZERO);
+        let input = |index: usize| {
+            let plain = &waiting[index].1;
+            Input {
+                head: &plain.prev.0,
+                tail: &bytes[plain.body.clone()],
             }
         };
-        out.push(PrecheckedLine { start, end, digest });
-        start = end + 1;
-    }
-    let inputs: Vec<Input<'_>> = waiting
-        .iter()
-        .map(|(_, plain)| Input {
-            head: &plain.prev.0,
-            tail: &bytes[plain.body.clone()],
-        })
-        .collect();
-    let mut computed = vec![Hash::ZERO; inputs.len()];
-    lanes::hash_many(Mode::RecordHash, &inputs, &mut computed);
-    for ((index, plain), computed) in waiting.iter().zip(computed) {
-        debug_assert!(*index >= first);
-        out[*index].digest = plain.digest_if(computed);
+        self.lanes
+            .hash(Mode::RecordHash, waiting.len(), input, &mut self.computed);
+        for ((index, plain), computed) in waiting.iter().zip(&self.computed) {
+            out[*index].digest = plain.digest_if(*computed);
+        }
+        self.waiting.clear();
     }
 }
 
@@ -232,7 +263,11 @@ impl PlainLine {
 
 /// The plain line that starts at `bytes[start]`, if it is one. A plain line holds no newline
 /// before its end (JSON text in canonical form has none), so its end is found by reading it.
-fn plain_line_at(bytes: &[u8], start: usize) -> Option<PlainLine> {
+fn plain_line_at<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    good_timestamps: &mut GoodTimestamps<'a>,
+) -> Option<PlainLine> {
     let mut at = start;
     let expect = |literal: &[u8], at: &mut usize| -> Option<()> {
         bytes
@@ -256,7 +291,7 @@ fn plain_line_at(bytes: &[u8], start: usize) -> Option<PlainLine> {
     at += 64;
     expect(b"\",\"body\":", &mut at)?;
     let body_start = at;
-    at += check_canonical_body(bytes.get(at..)?, seq)?;
+    at += check_canonical_body(bytes.get(at..)?, seq, good_timestamps)?;
     let body = body_start..at;
     expect(b"}", &mut at)?;
     let end = match bytes.get(at..) {
@@ -274,6 +309,28 @@ fn plain_line_at(bytes: &[u8], start: usize) -> Option<PlainLine> {
     })
 }
 
+/// The last few `recorded_at` texts that parsed as RFC 3339: records written together share
+/// them, and parsing is the costly part of the §5 check.
+#[derive(Default)]
+struct GoodTimestamps<'a> {
+    texts: [&'a [u8]; GOOD_TIMESTAMPS],
+    next: usize,
+}
+
+const GOOD_TIMESTAMPS: usize = 4;
+
+impl<'a> GoodTimestamps<'a> {
+    fn contains(&self, text: &[u8]) -> bool {
+        // An empty text never parses, so the empty slots never match a good one.
+        !text.is_empty() && self.texts.contains(&text)
+    }
+
+    fn insert(&mut self, text: &'a [u8]) {
+        self.texts[self.next] = text;
+        self.next = (self.next + 1) % GOOD_TIMESTAMPS;
+    }
+}
+
 /// [`precheck_line`] for any other line: parsed and canonicalised, as `check_line` does.
 fn parsed_line_digest(line: &[u8]) -> Option<LineDigest> {
     let record: Record = serde_json::from_slice(line).ok()?;
@@ -288,7 +345,11 @@ fn parsed_line_digest(line: &[u8]) -> Option<LineDigest> {
 /// Reads the canonical object at the start of `bytes` and checks that it is a body meeting
 /// §5 (as [`check_body`] decides) with `seq`; returns its length. `None` when it is not, or
 /// when the plain check cannot tell.
-fn check_canonical_body(bytes: &[u8], seq: u64) -> Option<usize> {
+fn check_canonical_body<'a>(
+    bytes: &'a [u8],
+    seq: u64,
+    good_timestamps: &mut GoodTimestamps<'a>,
+) -> Option<usize> {
     let mut body_seq = None;
     let mut type_is_string = false;
     let mut recorded_at = None;
@@ -310,8 +371,11 @@ fn check_canonical_body(bytes: &[u8], seq: u64) -> Option<usize> {
     if recorded_at.contains(&b'\\') {
         return None;
     }
-    let recorded_at = std::str::from_utf8(recorded_at).ok()?;
-    chrono::DateTime::parse_from_rfc3339(recorded_at).ok()?;
+    if !good_timestamps.contains(recorded_at) {
+        let text = std::str::from_utf8(recorded_at).ok()?;
+        chrono::DateTime::parse_from_rfc3339(text).ok()?;
+        good_timestamps.insert(recorded_at);
+    }
     (has_command_id && has_actor).then_some(body_bytes)
 }
 
@@ -710,7 +774,8 @@ mod tests {
         // Every line fundledger writes is in the plain form with a canonical body, so
         // verifying it never builds a JSON value; this is what makes `verify` fast.
         for line in &export_lines(5)[1..] {
-            let plain = plain_line_at(line.as_bytes(), 0).expect("plain form");
+            let plain = plain_line_at(line.as_bytes(), 0, &mut GoodTimestamps::default())
+                .expect("plain form");
             assert_eq!(plain.end, line.len());
             let digest = precheck_line(line.as_bytes()).expect("verifies");
             let record: Record = serde_json::from_str(line).expect("record line");
@@ -731,7 +796,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(body_text).expect("JSON");
         let hash = record_hash(&origin_head.hash, &crate::jcs::canonicalize(&body));
         let line = raw_line(1, &origin_head.hash, &hash, &body_text.replace('\n', ""));
-        assert!(plain_line_at(line.as_bytes(), 0).is_none());
+        assert!(plain_line_at(line.as_bytes(), 0, &mut GoodTimestamps::default()).is_none());
         let lines = vec![ExportHeader::new(ORIGIN).to_line(), line];
         assert_eq!(verify(&lines).map(|head| head.hash), Ok(hash));
 
@@ -827,6 +892,31 @@ mod tests {
             let mut verifier = ChainVerifier::resume(ORIGIN, head);
             assert_eq!(verifier.check_line(text).is_ok(), line.digest.is_some());
         }
+    }
+
+    #[test]
+    fn each_timestamp_is_checked_even_after_a_good_one() {
+        // Seals bodies whose recorded_at is good, then bad, then good again; the hashes are
+        // right, so only the timestamp check can fail, at the second record.
+        let times = [
+            "2024-06-01T09:00:00+08:00",
+            "2024-06-01T09:00:00+08:99",
+            "2024-06-01T09:00:00+08:00",
+        ];
+        let mut head = Head::empty(ORIGIN);
+        let mut lines = vec![ExportHeader::new(ORIGIN).to_line()];
+        for (index, time) in times.iter().enumerate() {
+            let seq = index as u64 + 1;
+            let body = json!({"seq": seq, "type": "test", "recorded_at": time,
+                              "command_id": format!("c{seq}"), "actor": {"id": "t", "role": "admin"}});
+            let text = String::from_utf8(crate::jcs::canonicalize(&body)).expect("UTF-8");
+            let hash = record_hash(&head.hash, text.as_bytes());
+            lines.push(raw_line(seq, &head.hash, &hash, &text));
+            head = Head { seq, hash };
+        }
+        let (seq, text) = verify(&lines).expect_err("a bad timestamp");
+        assert_eq!(seq, Some(2));
+        assert!(text.contains("RFC 3339"), "{text}");
     }
 
     #[test]

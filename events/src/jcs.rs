@@ -516,7 +516,7 @@ impl<'a> CanonicalScan<'a> {
             if let Some((previous, previous_ascii)) = previous_name {
                 // Between ASCII names, UTF-16 order is byte order.
                 let order = if previous_ascii && kind.ascii {
-                    previous.cmp(name)
+                    short_cmp(previous, name)
                 } else {
                     names_cmp(previous, name)?
                 };
@@ -542,6 +542,18 @@ impl<'a> CanonicalScan<'a> {
             }
         }
     }
+}
+
+/// Byte order of two short slices, in line: names mostly differ in their first bytes, and a
+/// `memcmp` call costs more than that.
+#[inline(always)]
+fn short_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// [`utf16_cmp`] of two names taken from text the caller holds as `str` (so each is UTF-8:

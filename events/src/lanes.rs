@@ -50,16 +50,80 @@ impl Input<'_> {
 
 /// The BLAKE3 `mode` hash of every input, into `out` (same length, same order).
 pub fn hash_many(mode: Mode, inputs: &[Input<'_>], out: &mut [Hash]) {
-    debug_assert_eq!(inputs.len(), out.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            hash_many_avx2(mode, inputs, out);
-            return;
+    Lanes::default().hash(mode, inputs.len(), |index| inputs[index], out);
+}
+
+/// [`hash_many`] with its working memory kept between calls, for callers that hash batch
+/// after batch (a fresh allocation per batch costs page faults with some allocators).
+#[derive(Debug, Default)]
+pub struct Lanes {
+    /// Indices of the inputs of each length in blocks.
+    by_blocks: [Vec<usize>; BLOCKS_PER_CHUNK_MAX + 1],
+}
+
+impl Lanes {
+    /// The BLAKE3 `mode` hash of inputs `0..count` (`input(index)` gives each), into `out`.
+    pub fn hash<'a>(
+        &mut self,
+        mode: Mode,
+        count: usize,
+        input: impl Fn(usize) -> Input<'a>,
+        out: &mut [Hash],
+    ) {
+        debug_assert_eq!(count, out.len());
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                self.hash_avx2(mode, count, input, out);
+                return;
+            }
+        }
+        for (index, hash) in out.iter_mut().enumerate().take(count) {
+            *hash = hash_one(mode, &input(index));
         }
     }
-    for (input, hash) in inputs.iter().zip(out.iter_mut()) {
-        *hash = hash_one(mode, input);
+
+    #[cfg(target_arch = "x86_64")]
+    fn hash_avx2<'a>(
+        &mut self,
+        mode: Mode,
+        count: usize,
+        input: impl Fn(usize) -> Input<'a>,
+        out: &mut [Hash],
+    ) {
+        // Lanes run in lockstep, so group the inputs by their number of blocks (an empty
+        // input is one empty block).
+        for indices in &mut self.by_blocks {
+            indices.clear();
+        }
+        for (index, hash) in out.iter_mut().enumerate().take(count) {
+            let input = input(index);
+            if input.len() > CHUNK_BYTES {
+                *hash = hash_one(mode, &input);
+            } else {
+                self.by_blocks[input.len().div_ceil(BLOCK_BYTES).max(1)].push(index);
+            }
+        }
+        // Filled in place, group after group (building fresh arrays costs a copy each).
+        let mut lane_inputs = [Input {
+            head: &[],
+            tail: &[],
+        }; LANES];
+        let mut hashes = [Hash::ZERO; LANES];
+        for (blocks, indices) in self.by_blocks.iter().enumerate().skip(1) {
+            for group in indices.chunks(LANES) {
+                // A short last group repeats its first input in the spare lanes.
+                for (lane, lane_input) in lane_inputs.iter_mut().enumerate() {
+                    *lane_input = input(group[lane.min(group.len() - 1)]);
+                }
+                // SAFETY: `hash` calls this only when the CPU has AVX2, which is all that
+                // `avx2::hash_group` needs; it reads only inside the slices it is given.
+                unsafe { avx2::hash_group(mode, &lane_inputs, blocks, &mut hashes) };
+                for (&index, hash) in group.iter().zip(&hashes) {
+                    out[index] = *hash;
+                }
+            }
+        }
     }
 }
 
@@ -75,40 +139,6 @@ fn hash_one(mode: Mode, input: &Input<'_>) -> Hash {
     hasher.update(input.head);
     hasher.update(input.tail);
     Hash(*hasher.finalize().as_bytes())
-}
-
-#[cfg(target_arch = "x86_64")]
-fn hash_many_avx2(mode: Mode, inputs: &[Input<'_>], out: &mut [Hash]) {
-    // Lanes run in lockstep, so group the inputs by their number of blocks (an empty input
-    // is one empty block).
-    let mut by_blocks: [Vec<usize>; BLOCKS_PER_CHUNK_MAX + 1] = Default::default();
-    for (index, input) in inputs.iter().enumerate() {
-        if input.len() > CHUNK_BYTES {
-            out[index] = hash_one(mode, input);
-        } else {
-            by_blocks[input.len().div_ceil(BLOCK_BYTES).max(1)].push(index);
-        }
-    }
-    // Filled in place, group after group (building fresh arrays costs a copy each).
-    let mut lane_inputs = [Input {
-        head: &[],
-        tail: &[],
-    }; LANES];
-    let mut hashes = [Hash::ZERO; LANES];
-    for (blocks, indices) in by_blocks.iter().enumerate().skip(1) {
-        for group in indices.chunks(LANES) {
-            // A short last group repeats its first input in the spare lanes.
-            for (lane, input) in lane_inputs.iter_mut().enumerate() {
-                *input = inputs[group[lane.min(group.len() - 1)]];
-            }
-            // SAFETY: `hash_many` calls this only when the CPU has AVX2, which is all that
-            // `avx2::hash_group` needs; it reads only inside the slices it is given.
-            unsafe { avx2::hash_group(mode, &lane_inputs, blocks, &mut hashes) };
-            for (&index, hash) in group.iter().zip(&hashes) {
-                out[index] = *hash;
-            }
-        }
-    }
 }
 
 /// Room to assemble one block: a block, and as much zero padding after it.

@@ -22,5 +22,5 @@ pub use chain::{genesis, record_hash, seal_batch, BodyError, Hash, HashParseErro
 pub use event::{Actor, ApplicationFacts, Event, EventBody, Firm, Role, SchemaError};
 pub use export::{
     parse_header, precheck_line, precheck_lines, record_line, ChainVerifier, ExportHeader,
-    LineDigest, PrecheckedLine, VerifyError,
+    LineDigest, PrecheckedLine, Prechecker, VerifyError,
 };

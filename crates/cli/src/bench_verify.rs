@@ -83,10 +83,10 @@ fn measure(b3sum: &Path, export: &Path, runs: u32) -> anyhow::Result<()> {
         export_bytes as f64 / 1e6,
         load_average()
     );
-    let mut b3sum_s = Vec::new();
-    let mut verify_s = Vec::new();
+    let mut b3sum_runs = Vec::new();
+    let mut verify_runs = Vec::new();
     for _ in 0..runs {
-        b3sum_s.push(run_b3sum(b3sum, export)?);
+        b3sum_runs.push(run_b3sum(b3sum, export)?);
         let verified = run_verify(&fundledger, export)?;
         anyhow::ensure!(
             verified.records == records,
@@ -94,29 +94,83 @@ fn measure(b3sum: &Path, export: &Path, runs: u32) -> anyhow::Result<()> {
             verified.records,
             records
         );
-        verify_s.push(verified.seconds);
+        verify_runs.push(verified.timing);
     }
-    let b3sum_s = median(&mut b3sum_s);
-    let verify_s = median(&mut verify_s);
-    let line = |what: &str, seconds: f64| {
+    let b3sum = Timing::median(&mut b3sum_runs);
+    let verify = Timing::median(&mut verify_runs);
+    let line = |what: &str, timing: &Timing| {
         println!(
-            "  {what:<38} {seconds:>7.3} s  {:>12} records/s  {:>7.0} MB/s",
-            per_second(records, seconds),
-            export_bytes as f64 / 1e6 / seconds.max(f64::EPSILON)
+            "  {what:<26} {:>7.3} s  {:>12} records/s  {:>6.0} MB/s   CPU {:>6.3} s",
+            timing.wall_s,
+            per_second(records, timing.wall_s),
+            export_bytes as f64 / 1e6 / timing.wall_s.max(f64::EPSILON),
+            timing.cpu_s
         )
     };
-    println!("  median of {runs} run(s) each, alternating:");
-    line(&format!("b3sum {}", export.display()), b3sum_s);
-    line(
-        &format!("fundledger verify --file {}", export.display()),
-        verify_s,
-    );
-    let ratio = b3sum_s / verify_s.max(f64::EPSILON);
+    println!("  median of {runs} run(s) each, alternating (CPU: user + system, all threads):");
+    line("b3sum", &b3sum);
+    line("fundledger verify --file", &verify);
+    let ratio = b3sum.wall_s / verify.wall_s.max(f64::EPSILON);
     println!(
-        "  ratio (verify records/s ÷ b3sum records/s): {ratio:.2} (goal ≥ {GOAL_RATIO}: {})",
+        "  ratio (verify records/s ÷ b3sum records/s): {ratio:.3} (goal ≥ {GOAL_RATIO}: {})",
         if ratio >= GOAL_RATIO { "met" } else { "missed" }
     );
+    if b3sum.cpu_s > 0.0 && verify.cpu_s > 0.0 {
+        println!(
+            "  CPU ratio (b3sum CPU ÷ verify CPU; the wall ratio on an idle machine with every \
+             core free): {:.2}",
+            b3sum.cpu_s / verify.cpu_s
+        );
+    }
     Ok(())
+}
+
+/// Wall-clock and CPU seconds of one child process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Timing {
+    wall_s: f64,
+    /// 0 when unknown (not Linux).
+    cpu_s: f64,
+}
+
+impl Timing {
+    /// Runs `command` to its end; its timing and output.
+    fn of(command: &mut Command) -> std::io::Result<(Timing, std::process::Output)> {
+        let cpu_before = children_cpu_seconds();
+        let started = Instant::now();
+        let output = command.stdin(Stdio::null()).output()?;
+        let wall_s = started.elapsed().as_secs_f64();
+        let cpu_s = match (cpu_before, children_cpu_seconds()) {
+            (Some(before), Some(after)) => after - before,
+            _ => 0.0,
+        };
+        Ok((Timing { wall_s, cpu_s }, output))
+    }
+
+    /// The run of median wall time, and separately the median CPU time.
+    fn median(runs: &mut [Timing]) -> Timing {
+        let mut wall: Vec<f64> = runs.iter().map(|run| run.wall_s).collect();
+        let mut cpu: Vec<f64> = runs.iter().map(|run| run.cpu_s).collect();
+        Timing {
+            wall_s: median(&mut wall),
+            cpu_s: median(&mut cpu),
+        }
+    }
+}
+
+/// CPU seconds (user + system) of this process's children that have been waited for, from
+/// `/proc/self/stat` (cutime, cstime); None off Linux.
+fn children_cpu_seconds() -> Option<f64> {
+    /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ), 100 on every Linux port.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name.
+    let user: f64 = fields.get(13)?.parse().ok()?;
+    let system: f64 = fields.get(14)?.parse().ok()?;
+    Some((user + system) / TICKS_PER_SECOND)
 }
 
 /// b3sum on PATH, else in ~/.cargo/bin (where `cargo install` puts it).
@@ -141,16 +195,10 @@ fn find_b3sum() -> anyhow::Result<PathBuf> {
         })
 }
 
-/// Seconds b3sum takes to hash `export` (its default: memory-mapped, one thread per core).
-fn run_b3sum(b3sum: &Path, export: &Path) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let output = Command::new(b3sum)
-        .arg("--no-names")
-        .arg(export)
-        .stdin(Stdio::null())
-        .output()
+/// b3sum hashing `export` (its default: memory-mapped, one thread per core).
+fn run_b3sum(b3sum: &Path, export: &Path) -> anyhow::Result<Timing> {
+    let (timing, output) = Timing::of(Command::new(b3sum).arg("--no-names").arg(export))
         .with_context(|| format!("cannot run {}", b3sum.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
     if !output.status.success() {
         bail!(
             "{} failed ({}): {}",
@@ -159,25 +207,23 @@ fn run_b3sum(b3sum: &Path, export: &Path) -> anyhow::Result<f64> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(seconds)
+    Ok(timing)
 }
 
 struct Verified {
     records: u64,
-    seconds: f64,
+    timing: Timing,
 }
 
-/// `fundledger verify --file EXPORT`, which must succeed; its time and record count.
+/// `fundledger verify --file EXPORT`, which must succeed; its timing and record count.
 fn run_verify(fundledger: &Path, export: &Path) -> anyhow::Result<Verified> {
-    let started = Instant::now();
-    let output = Command::new(fundledger)
-        .arg("verify")
-        .arg("--file")
-        .arg(export)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", fundledger.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (timing, output) = Timing::of(
+        Command::new(fundledger)
+            .arg("verify")
+            .arg("--file")
+            .arg(export),
+    )
+    .with_context(|| format!("cannot run {}", fundledger.display()))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() || !stdout.contains("verify: OK") {
         bail!(
@@ -192,7 +238,7 @@ fn run_verify(fundledger: &Path, export: &Path) -> anyhow::Result<Verified> {
         .find_map(|line| line.strip_prefix("records: "))
         .and_then(|count| count.trim().parse().ok())
         .context("verify printed no record count")?;
-    Ok(Verified { records, seconds })
+    Ok(Verified { records, timing })
 }
 
 fn median(seconds: &mut [f64]) -> f64 {

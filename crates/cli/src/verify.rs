@@ -14,10 +14,10 @@
 //!    witness check. A log that shrank (rollback) or changed under the old checkpoint (fork)
 //!    fails loudly.
 //!
-//! Memory: a fixed number of 4 MiB chunks of a file (or one page of a store) at a time, and
-//! the Merkle root in O(log n)
-//! ([`Frontier`]). Only `--since` keeps the whole `MerkleTree` (about 64 bytes per record),
-//! because a consistency proof needs interior nodes between the two sizes.
+//! Memory: a fixed number of 1 MiB chunks of a file (or one page of a store) at a time, and
+//! the Merkle root in O(log n) ([`Frontier`]). Only `--since` keeps the whole `MerkleTree`
+//! (about 64 bytes per record), because a consistency proof needs interior nodes between the
+//! two sizes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -32,10 +32,8 @@ use fundledger_audit::{
     check_consistent, empty_root, open_checkpoint, Checkpoint, MerkleTree, VerifierKey,
     WitnessError,
 };
-use fundledger_events::lanes::{self, Input, Mode};
-use fundledger_events::{
-    parse_header, precheck_lines, ChainVerifier, Hash, Head, LineDigest, PrecheckedLine,
-};
+use fundledger_events::lanes::{Input, Lanes, Mode};
+use fundledger_events::{parse_header, ChainVerifier, Hash, Head, PrecheckedLine, Prechecker};
 
 use crate::failure::{self, DataError};
 use crate::frontier::Frontier;
@@ -320,9 +318,9 @@ fn verify_file(path: &Path, sizes: &[u64], keep_tree: bool) -> anyhow::Result<Ta
 }
 
 /// Bytes per chunk of an export file: large enough that the cost of handing a chunk between
-/// threads vanishes (about 10,000 lines), small enough that the chunks in flight stay a few
-/// tens of MiB.
-const CHUNK_BYTES: usize = 4 << 20;
+/// threads vanishes (over 1,000 lines), small enough that a chunk just read is still in the
+/// CPU's cache when a precheck thread takes it.
+const CHUNK_BYTES: usize = 1 << 20;
 /// The most precheck threads, whatever the machine reports.
 const PRECHECK_THREADS_MAX: usize = 16;
 
@@ -483,6 +481,9 @@ fn precheck_chunks(
     subtree_splits: Option<&[u64]>,
     done: Sender<Chunk>,
 ) {
+    // Working memory kept from chunk to chunk.
+    let mut prechecker = Prechecker::default();
+    let mut scratch = SubtreeScratch::default();
     loop {
         let next = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
@@ -491,12 +492,25 @@ fn precheck_chunks(
         let Ok(mut chunk) = next else {
             return;
         };
-        precheck_lines(&chunk.bytes, &mut chunk.lines);
-        chunk.subtrees = subtree_splits.and_then(|splits| chunk_subtrees(&chunk.lines, splits));
+        prechecker.precheck_lines(&chunk.bytes, &mut chunk.lines);
+        chunk.subtrees =
+            subtree_splits.and_then(|splits| chunk_subtrees(&chunk.lines, splits, &mut scratch));
         if done.send(chunk).is_err() {
             return;
         }
     }
+}
+
+/// Working memory of [`chunk_subtrees`], kept from chunk to chunk.
+#[derive(Default)]
+struct SubtreeScratch {
+    lanes: Lanes,
+    cuts: Vec<u64>,
+    levels: Vec<u32>,
+    current: Vec<Hash>,
+    next: Vec<Hash>,
+    children: Vec<[u8; 64]>,
+    nodes: Vec<Hash>,
 }
 
 /// The Merkle subtrees of a chunk's records, `(level, root)` in order: the chunk's leaves
@@ -508,33 +522,44 @@ fn precheck_chunks(
 /// `None` unless every line passed its precheck and the seqs run on by one: then the linker
 /// adds the records one by one, as it must anyway to find the first bad one. The seqs are
 /// the lines' own; the linker checks that they follow the chain before using the subtrees.
-fn chunk_subtrees(lines: &[PrecheckedLine], splits: &[u64]) -> Option<Vec<(u32, Hash)>> {
-    let digests: Vec<&LineDigest> = lines
-        .iter()
-        .map(|line| line.digest.as_ref())
-        .collect::<Option<_>>()?;
-    let first_seq = digests.first()?.seq;
-    let runs_on = digests
-        .iter()
-        .enumerate()
-        .all(|(offset, digest)| digest.seq == first_seq + offset as u64);
+fn chunk_subtrees(
+    lines: &[PrecheckedLine],
+    splits: &[u64],
+    scratch: &mut SubtreeScratch,
+) -> Option<Vec<(u32, Hash)>> {
+    let first_seq = lines.first()?.digest?.seq;
+    let runs_on = lines.iter().enumerate().all(|(offset, line)| {
+        line.digest
+            .is_some_and(|digest| digest.seq == first_seq + offset as u64)
+    });
     if !runs_on {
         return None;
     }
     // Leaf indices first..end, cut at the splits inside, then into aligned power-of-two
     // blocks (each as large as its start's alignment and the room left allow).
     let first = first_seq - 1;
-    let end = first + digests.len() as u64;
-    let mut cuts: Vec<u64> = splits
-        .iter()
-        .copied()
-        .filter(|&size| first < size && size < end)
-        .collect();
+    let end = first + lines.len() as u64;
+    let SubtreeScratch {
+        lanes,
+        cuts,
+        levels,
+        current,
+        next,
+        children,
+        nodes,
+    } = scratch;
+    cuts.clear();
+    cuts.extend(
+        splits
+            .iter()
+            .copied()
+            .filter(|&size| first < size && size < end),
+    );
     cuts.sort_unstable();
     cuts.push(end);
-    let mut levels: Vec<u32> = Vec::new();
+    levels.clear();
     let mut at = first;
-    for cut in cuts {
+    for &cut in cuts.iter() {
         while at < cut {
             let room_level = (cut - at).ilog2();
             let level = if at == 0 {
@@ -548,58 +573,59 @@ fn chunk_subtrees(lines: &[PrecheckedLine], splits: &[u64]) -> Option<Vec<(u32, 
     }
     // Level by level: the leaves, then each node from two of the level below, for every
     // block that is not complete yet.
-    let leaf_inputs: Vec<Input<'_>> = digests
-        .iter()
-        .map(|digest| Input {
-            head: &[LEAF_PREFIX],
-            tail: &digest.hash.0,
-        })
-        .collect();
-    let mut current = vec![Hash::ZERO; leaf_inputs.len()];
-    lanes::hash_many(Mode::Hash, &leaf_inputs, &mut current);
+    current.clear();
+    current.resize(lines.len(), Hash::ZERO);
+    let leaf = |index: usize| Input {
+        head: &[LEAF_PREFIX],
+        tail: lines[index]
+            .digest
+            .as_ref()
+            .map_or(&[][..], |digest| &digest.hash.0[..]),
+    };
+    lanes.hash(Mode::Hash, lines.len(), leaf, current);
     let top_level = levels.iter().copied().max().unwrap_or(0);
     for level in 0..top_level {
-        let mut pairs: Vec<[u8; 64]> = Vec::with_capacity(current.len() / 2);
-        let mut next_len = 0;
+        children.clear();
         let mut at = 0;
-        for &block_level in &levels {
+        for &block_level in levels.iter() {
             let width = 1usize << block_level.saturating_sub(level);
             if block_level > level {
                 for pair in current[at..at + width].chunks_exact(2) {
-                    let mut children = [0u8; 64];
-                    children[..32].copy_from_slice(&pair[0].0);
-                    children[32..].copy_from_slice(&pair[1].0);
-                    pairs.push(children);
+                    let mut both = [0u8; 64];
+                    both[..32].copy_from_slice(&pair[0].0);
+                    both[32..].copy_from_slice(&pair[1].0);
+                    children.push(both);
                 }
-                next_len += width / 2;
-            } else {
-                next_len += 1;
             }
             at += width;
         }
-        let inputs: Vec<Input<'_>> = pairs
-            .iter()
-            .map(|children| Input {
-                head: &[NODE_PREFIX],
-                tail: children,
-            })
-            .collect();
-        let mut nodes = vec![Hash::ZERO; inputs.len()];
-        lanes::hash_many(Mode::Hash, &inputs, &mut nodes);
-        let mut next = Vec::with_capacity(next_len);
-        let (mut at, mut nodes) = (0, nodes.into_iter());
-        for &block_level in &levels {
+        nodes.clear();
+        nodes.resize(children.len(), Hash::ZERO);
+        let node = |index: usize| Input {
+            head: &[NODE_PREFIX],
+            tail: &children[index],
+        };
+        lanes.hash(Mode::Hash, children.len(), node, nodes);
+        next.clear();
+        let (mut at, mut made) = (0, nodes.iter());
+        for &block_level in levels.iter() {
             let width = 1usize << block_level.saturating_sub(level);
             if block_level > level {
-                next.extend(nodes.by_ref().take(width / 2));
+                next.extend(made.by_ref().take(width / 2));
             } else {
                 next.push(current[at]);
             }
             at += width;
         }
-        current = next;
+        std::mem::swap(current, next);
     }
-    Some(levels.into_iter().zip(current).collect())
+    Some(
+        levels
+            .iter()
+            .copied()
+            .zip(current.iter().copied())
+            .collect(),
+    )
 }
 
 /// RFC 9162 §2.1.1 domain separation, as `fundledger_audit::leaf_hash` and `node_hash`
@@ -838,6 +864,7 @@ fn check_since(tally: &Tally, old: &Checkpoint, new: &Checkpoint) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fundledger_events::LineDigest;
 
     /// Distinct record hashes; their values do not matter, only that they differ.
     fn hash_of(seq: u64) -> Hash {
@@ -870,12 +897,14 @@ mod tests {
             tree.push(hash_of(seq));
         }
         let splits = [5, 64, 65, 250, 511, 700];
+        // One scratch for every run, as a precheck thread keeps it.
+        let mut scratch = SubtreeScratch::default();
         for chunk_len in [1, 2, 3, 7, 64, 100, 333, 700] {
             let mut tally = Tally::new("origin", &splits, false);
             let mut seq = 1;
             while seq <= total {
                 let count = chunk_len.min(total - seq + 1);
-                let subtrees = chunk_subtrees(&lines(seq, count), &splits)
+                let subtrees = chunk_subtrees(&lines(seq, count), &splits, &mut scratch)
                     .unwrap_or_else(|| panic!("records {seq}.. make subtrees"));
                 for (level, root) in subtrees {
                     tally.add_subtree(level, root);
@@ -898,10 +927,11 @@ mod tests {
     fn no_subtrees_unless_every_line_passed_and_the_seqs_run_on() {
         let mut missing = lines(1, 10);
         missing[4].digest = None;
-        assert_eq!(chunk_subtrees(&missing, &[]), None);
+        let mut scratch = SubtreeScratch::default();
+        assert_eq!(chunk_subtrees(&missing, &[], &mut scratch), None);
         let mut gap = lines(1, 10);
         gap.remove(4);
-        assert_eq!(chunk_subtrees(&gap, &[]), None);
-        assert_eq!(chunk_subtrees(&[], &[]), None);
+        assert_eq!(chunk_subtrees(&gap, &[], &mut scratch), None);
+        assert_eq!(chunk_subtrees(&[], &[], &mut scratch), None);
     }
 }
