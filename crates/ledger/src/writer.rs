@@ -106,8 +106,10 @@ pub struct Metrics {
 /// Upper bounds (ms) of the append latency histogram.
 pub const APPEND_BUCKETS_MS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000];
 
+/// A queued command. The command is boxed so that a job is small: jobs are moved through the
+/// queue and into batch vectors, and a command is a few hundred bytes.
 struct Job {
-    command: Command,
+    command: Box<Command>,
     reply: oneshot::Sender<Result<Outcome, SubmitError>>,
 }
 
@@ -195,7 +197,10 @@ impl Ledger {
     pub async fn enqueue(&self, command: Command) -> Result<Pending, SubmitError> {
         let (reply, receiver) = oneshot::channel();
         self.queue
-            .send(Job { command, reply })
+            .send(Job {
+                command: Box::new(command),
+                reply,
+            })
             .await
             .map_err(|_| SubmitError::Closed)?;
         Ok(Pending(receiver))
@@ -204,7 +209,10 @@ impl Ledger {
     /// Queues a command, or answers `Busy` at once when the queue is full.
     pub fn try_enqueue(&self, command: Command) -> Result<Pending, SubmitError> {
         let (reply, receiver) = oneshot::channel();
-        match self.queue.try_send(Job { command, reply }) {
+        match self.queue.try_send(Job {
+            command: Box::new(command),
+            reply,
+        }) {
             Ok(()) => Ok(Pending(receiver)),
             Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Busy),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
@@ -262,8 +270,6 @@ struct Batch {
     work: LedgerState,
     jobs: Vec<Job>,
     records: Vec<Record>,
-    /// The body of every record in `records`, for rebuilding `work` after a failed fold.
-    bodies: Vec<EventBody>,
     outcomes: Vec<Outcome>,
     /// (command type, outcome code) per command, for the metrics.
     counted: Vec<(&'static str, &'static str)>,
@@ -280,7 +286,6 @@ impl Batch {
             base,
             jobs: Vec::new(),
             records: Vec::new(),
-            bodies: Vec::new(),
             outcomes: Vec::new(),
             counted: Vec::new(),
             rejections,
@@ -313,9 +318,7 @@ struct InFlight {
 /// What an append task hands back: the store's answer and how long `append` took.
 type Appended = (Result<Head, StoreError>, Duration);
 
-/// What the writer's loop waits for while a batch is in flight. A job is held inline: a wake
-/// lives for one turn of the loop, and boxing every job would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
+/// What the writer's loop waits for while a batch is in flight.
 enum Wake {
     Landed(Result<Appended, tokio::task::JoinError>),
     Job(Option<Job>),
@@ -730,7 +733,6 @@ impl Writer {
                     seqs.push(record.seq);
                     types.push(body.event.type_name());
                     batch.records.push(record);
-                    batch.bodies.push(body);
                 }
                 Err(error) => {
                     failure = Some(error);
@@ -743,7 +745,6 @@ impl Writer {
             // command rather than record it, and undo what it folded.
             tracing::error!(%error, command_id = %command.command_id, "decided events do not apply");
             batch.records.truncate(records_before);
-            batch.bodies.truncate(records_before);
             if !rebuild(batch) {
                 // Cannot happen (folding is deterministic), but if it did, nothing of this
                 // batch is recorded: every command of the batch that would have written a
@@ -751,7 +752,6 @@ impl Writer {
                 // the batch's base.
                 batch.work = batch.base.clone();
                 batch.records.clear();
-                batch.bodies.clear();
                 let base_seq = batch.base.last_seq;
                 for (outcome, count) in batch.outcomes.iter_mut().zip(batch.counted.iter_mut()) {
                     if outcome.seqs.iter().any(|seq| *seq > base_seq) {
@@ -857,11 +857,13 @@ impl Writer {
 }
 
 /// Rebuilds a batch's state from its base and its records (after dropping the records of a
-/// command that did not fold); false if one of them does not fold again.
+/// command that did not fold); false if one of them does not fold again. Each body is read
+/// back from its record: this runs only after a bug, so keeping the typed bodies of every
+/// batch for it would cost every batch.
 fn rebuild(batch: &mut Batch) -> bool {
     let mut work = batch.base.clone();
-    for (record, body) in batch.records.iter().zip(&batch.bodies) {
-        if let Err(error) = work.apply_body(record.seq, record.hash, body) {
+    for record in &batch.records {
+        if let Err(error) = work.apply(record) {
             tracing::error!(%error, seq = record.seq, "a record folded before does not fold again");
             return false;
         }
