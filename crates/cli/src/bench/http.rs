@@ -7,7 +7,8 @@
 //! (a closed loop), drive three endpoints in turn, each for `--seconds`:
 //!
 //! - baseline `GET /healthz`: no token, a snapshot read and a tiny JSON body — the floor of
-//!   axum plus our middleware (request id, logging, limits) on this machine;
+//!   axum plus our middleware (timeout, status counters, logging) on this machine, measured
+//!   first and again last (the higher rate is the baseline, as the machine's load drifts);
 //! - read `GET /v1/budgets` as finance: token check + a projection as JSON;
 //! - write `POST /v1/commands`: a compute-voucher submission for a new firm each time, so
 //!   every request is decided, sealed, appended (a durable commit, shared by the batch) and
@@ -159,12 +160,22 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
     );
 
     let seconds = Duration::from_secs_f64(args.seconds);
-    let healthz = load(address, Endpoint::Healthz, &args, seconds, tokens.clone()).await?;
-    println!("{}", healthz.line("baseline GET /healthz"));
+    let healthz_first = load(address, Endpoint::Healthz, &args, seconds, tokens.clone()).await?;
+    println!("{}", healthz_first.line("baseline GET /healthz"));
     let budgets = load(address, Endpoint::Budgets, &args, seconds, tokens.clone()).await?;
     println!("{}", budgets.line("read GET /v1/budgets"));
     let submits = load(address, Endpoint::Submit, &args, seconds, tokens.clone()).await?;
     println!("{}", submits.line("write POST /v1/commands"));
+    // The baseline again, after the others: the machine's load drifts during a run, and the
+    // higher of the two is the floor the others are held to.
+    let healthz_last = load(address, Endpoint::Healthz, &args, seconds, tokens.clone()).await?;
+    println!("{}", healthz_last.line("baseline GET /healthz, again"));
+    let baseline_failures = healthz_first.failures + healthz_last.failures;
+    let healthz = if healthz_last.rate() > healthz_first.rate() {
+        healthz_last
+    } else {
+        healthz_first
+    };
     let metrics = ledger.metrics();
     let batches = metrics.batches_total.load(Ordering::Relaxed).max(1);
     println!(
@@ -187,7 +198,7 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
     drop(store);
     scratch.cleanup().await?;
     anyhow::ensure!(
-        healthz.failures + budgets.failures + submits.failures == 0,
+        baseline_failures + budgets.failures + submits.failures == 0,
         "some requests failed; see above"
     );
     Ok(())
