@@ -54,15 +54,10 @@ impl FromStr for Hash {
     type Err = HashParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let lowercase = text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let mut bytes = [0u8; 32];
-        if text.len() != 64 || !lowercase || hex::decode_to_slice(text, &mut bytes).is_err() {
+        crate::export::lowercase_hash(text.as_bytes()).ok_or_else(|| {
             let shown: String = text.chars().take(80).collect();
-            return Err(HashParseError(shown));
-        }
-        Ok(Hash(bytes))
+            HashParseError(shown)
+        })
     }
 }
 

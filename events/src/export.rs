@@ -411,9 +411,9 @@ fn plain_u64(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// 64 lowercase hex digits, as [`Hash`]'s parser takes them.
+/// 64 lowercase hex digits: [`Hash`]'s parser.
 #[cfg(target_arch = "x86_64")]
-fn lowercase_hash(text: &[u8]) -> Option<Hash> {
+pub(crate) fn lowercase_hash(text: &[u8]) -> Option<Hash> {
     use std::arch::x86_64::*;
     let digits: &[u8; 64] = text.try_into().ok()?;
     let mut bytes = [0u8; 32];
@@ -457,9 +457,9 @@ fn lowercase_hash(text: &[u8]) -> Option<Hash> {
     }
 }
 
-/// 64 lowercase hex digits, as [`Hash`]'s parser takes them.
+/// 64 lowercase hex digits: [`Hash`]'s parser.
 #[cfg(not(target_arch = "x86_64"))]
-fn lowercase_hash(text: &[u8]) -> Option<Hash> {
+pub(crate) fn lowercase_hash(text: &[u8]) -> Option<Hash> {
     let digits: &[u8; 64] = text.try_into().ok()?;
     let mut bytes = [0u8; 32];
     let mut invalid = 0u8;
@@ -937,6 +937,10 @@ mod tests {
             }
         }
         assert_eq!(lowercase_hash(&all.as_bytes()[..63]), None);
+        // It is Hash's parser.
+        assert_eq!(hash.to_hex().parse::<Hash>(), Ok(hash));
+        assert!(hash.to_hex().to_uppercase().parse::<Hash>().is_err());
+        assert!(format!("{hash}0").parse::<Hash>().is_err());
     }
 
     #[test]
